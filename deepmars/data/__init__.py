@@ -1,0 +1,1 @@
+"""Reading the published data sets: labels, class names, images, metadata, data roots."""

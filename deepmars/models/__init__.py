@@ -1,0 +1,1 @@
+"""Network construction, pretrained weights and trained-model bundles."""

@@ -1,0 +1,86 @@
+"""A trained model with everything needed to use it: classes, preprocessing, calibration.
+
+Prediction and evaluation never re-specify any of these; they come with the model. The file is
+a plain ``torch.save`` dict of tensors, strings and numbers, so it loads with
+``torch.load(..., weights_only=True)`` (no pickled code runs on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepmars.data.transforms import Preprocess
+from deepmars.errors import WeightsError
+
+BUNDLE_FORMAT = "deepmars-model/1"
+
+
+@dataclass
+class ModelBundle:
+    model: nn.Module
+    model_cfg: dict
+    class_names: list[str]
+    preprocess: Preprocess
+    temperature: float = 1.0
+    dataset: dict = field(default_factory=dict)
+    model_id: str = ""
+
+    def to_state(self) -> dict:
+        return {
+            "format": BUNDLE_FORMAT,
+            "model_cfg": dict(self.model_cfg),
+            "class_names": list(self.class_names),
+            "preprocess": self.preprocess.to_dict(),
+            "temperature": float(self.temperature),
+            "dataset": dict(self.dataset),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a crash mid-write never leaves a half file under ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.to_state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, model_id: str | None = None) -> "ModelBundle":
+        from deepmars.models.factory import build_model
+
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise WeightsError(f"{path}: not a readable deepmars model file ({exc})") from None
+        if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
+            raise WeightsError(f"{path}: not a deepmars model file (expected format {BUNDLE_FORMAT!r})")
+        model, _ = build_model(state["model_cfg"], len(state["class_names"]), load_pretrained=False)
+        model.load_state_dict(state["state_dict"])
+        model.eval()
+        return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),
+                   preprocess=Preprocess.from_dict(state["preprocess"]),
+                   temperature=float(state["temperature"]), dataset=dict(state.get("dataset", {})),
+                   model_id=model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}")
+
+    @torch.inference_mode()
+    def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
+        """Calibrated posteriors (softmax of logits / temperature) for a preprocessed batch."""
+        logits = self.model(batch)
+        return torch.softmax(logits.float() / self.temperature, dim=1).numpy()
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

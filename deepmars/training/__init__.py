@@ -1,0 +1,1 @@
+"""The training loop, parameter groups, LR schedules, checkpoints."""
