@@ -1,0 +1,144 @@
+"""Parsing the published label and class-name files, with errors that name file and line.
+
+Formats (the MSL and HiRISE families on Zenodo):
+- label lines ``<image path> <class id>``, the path relative to the data set's image folder;
+- class files ``<id> <name>`` (whitespace, MSL v1) or ``id,name`` (CSV, later versions).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from deepmars.errors import DataError
+
+MAX_REPORTED = 10
+
+
+@dataclass(frozen=True)
+class LabelLine:
+    name: str  # image path as written, relative to the image folder
+    class_id: int
+    file: Path
+    line: int
+
+
+def _problems_error(problems: list[tuple[Path, int, str]], what: str) -> DataError:
+    """One error for all the bad lines found, so a user fixes a file in one pass."""
+    path, line, msg = problems[0]
+    more = "".join(f"\n  {p}:{n}: {m}" for p, n, m in problems[1:MAX_REPORTED])
+    extra = len(problems) - MAX_REPORTED
+    tail = f"\n  ... and {extra} more" if extra > 0 else ""
+    count = f" ({len(problems)} problems in {what})" if len(problems) > 1 else ""
+    return DataError(msg + count + more + tail, path, line)
+
+
+def read_class_file(path: Path, fmt: str = "indexed") -> dict[int, str]:
+    """Class id -> name. ``fmt`` is "indexed" (``<id> <name>``) or "csv" (``id,name``)."""
+    if not path.is_file():
+        raise DataError("class-name file not found", path)
+    classes: dict[int, str] = {}
+    problems: list[tuple[Path, int, str]] = []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = csv.reader(f) if fmt == "csv" else (ln.strip().split(None, 1) for ln in f)
+        for lineno, row in enumerate(rows, 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 2 or not row[1].strip():
+                problems.append((path, lineno, f"expected '<id> <name>', got {row!r}"))
+                continue
+            try:
+                cid = int(row[0])
+            except ValueError:
+                problems.append((path, lineno, f"class id {row[0]!r} is not an integer"))
+                continue
+            if cid in classes:
+                problems.append((path, lineno, f"class id {cid} listed twice"))
+            classes[cid] = row[1].strip()
+    if problems:
+        raise _problems_error(problems, path.name)
+    if not classes:
+        raise DataError("class-name file lists no classes", path)
+    return classes
+
+
+def _check_relative(name: str) -> str | None:
+    """Why ``name`` may not be used as an image path inside the data set, or None if fine."""
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return f"absolute path {name!r} refused: label paths must be inside the data set"
+    if ".." in p.parts:
+        return f"path {name!r} leaves the data set folder ('..'): refused"
+    return None
+
+
+def read_label_file(path: Path, class_ids: set[int]) -> list[LabelLine]:
+    """Parse ``<image> <class id>`` lines; every malformed line is reported with its number."""
+    if not path.is_file():
+        raise DataError("label file not found", path)
+    out: list[LabelLine] = []
+    problems: list[tuple[Path, int, str]] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            fields = raw.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                problems.append((path, lineno, f"expected '<image> <class id>' (2 fields), got {len(fields)}: {raw.strip()!r}"))
+                continue
+            name, cid_text = fields
+            try:
+                cid = int(cid_text)
+            except ValueError:
+                problems.append((path, lineno, f"class id {cid_text!r} is not an integer"))
+                continue
+            if cid not in class_ids:
+                problems.append((path, lineno, f"class id {cid} is not in the class list {sorted(class_ids)}"))
+                continue
+            bad = _check_relative(name)
+            if bad:
+                problems.append((path, lineno, bad))
+                continue
+            out.append(LabelLine(name, cid, path, lineno))
+    if problems:
+        raise _problems_error(problems, path.name)
+    return out
+
+
+def check_duplicates(lines: list[LabelLine]) -> None:
+    """The same image labeled twice (in one file or across files) is an error."""
+    seen: dict[str, LabelLine] = {}
+    problems = []
+    for ln in lines:
+        key = PurePosixPath(ln.name).as_posix()
+        first = seen.get(key)
+        if first is not None:
+            problems.append((ln.file, ln.line, f"duplicate entry {ln.name!r}, first at {first.file}:{first.line}"))
+        else:
+            seen[key] = ln
+    if problems:
+        raise _problems_error(problems, "the label files")
+
+
+def check_images_exist(lines: list[LabelLine], image_dir: Path) -> None:
+    """Every labeled image must exist; one directory listing per folder keeps this fast."""
+    listings: dict[Path, set[str]] = {}
+    problems = []
+    for ln in lines:
+        p = image_dir / ln.name
+        folder = p.parent
+        if folder not in listings:
+            listings[folder] = set(_listdir(folder))
+        if p.name not in listings[folder]:
+            problems.append((ln.file, ln.line, f"image {ln.name!r} not found in {image_dir}"))
+    if problems:
+        raise _problems_error(problems, "the label files")
+
+
+def _listdir(folder: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(folder) if e.is_file()]
+    except OSError:
+        return []

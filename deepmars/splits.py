@@ -1,0 +1,171 @@
+"""Train / val / test splits, as the Deep Mars paper made them and the ways users need.
+
+- ``sol``: by the sol (Martian day) in MSL file names, so test lies in the future of training;
+- ``files``: the data set's own split files;
+- ``source_image``: grouped by HiRISE source image, so no image contributes to two splits;
+- ``random``: stratified by class.
+Every split is a pure function of the data set and the config (seed included), and is saved
+with each run as file lists, so any result can be audited and reproduced.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+from deepmars.data.dataset import LabeledDataset, Sample
+from deepmars.errors import ConfigError, DataError
+
+SPLITS = ("train", "val", "test")
+METHODS = ("sol", "files", "source_image", "random")
+
+
+def _fractions(cfg: Mapping) -> dict[str, float]:
+    fr = {k: float(v) for k, v in (cfg.get("fractions") or {}).items()}
+    if set(fr) != set(SPLITS):
+        raise ConfigError(f"split.fractions must give exactly {list(SPLITS)}, got {sorted(fr)}")
+    if any(v < 0 for v in fr.values()) or abs(sum(fr.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"split.fractions must be >= 0 and sum to 1, got {fr}")
+    return fr
+
+
+def split_by_sol(ds: LabeledDataset, sol_range: Mapping) -> dict[str, list[Sample]]:
+    """Inclusive sol ranges per split; images outside every range are left out."""
+    ranges = {}
+    for name in SPLITS:
+        r = sol_range.get(name) if sol_range else None
+        if r is None or len(r) != 2 or int(r[0]) > int(r[1]):
+            raise ConfigError(f"split.sol_range.{name} must be [first_sol, last_sol], got {r!r}")
+        ranges[name] = (int(r[0]), int(r[1]))
+    out: dict[str, list[Sample]] = {n: [] for n in SPLITS}
+    for s in ds.samples:
+        sol = s.meta.get("sol")
+        if sol is None:
+            raise DataError(f"no sol in file name {s.name!r} (dataset.metadata.pattern)", s.path)
+        for name, (lo, hi) in ranges.items():
+            if lo <= sol <= hi:
+                out[name].append(s)
+                break
+    return out
+
+
+def split_by_files(ds: LabeledDataset) -> dict[str, list[Sample]]:
+    origins = {s.origin for s in ds.samples}
+    if not set(SPLITS) <= origins:
+        raise ConfigError(
+            f"split=files needs label files named {list(SPLITS)} in dataset.labels; "
+            f"data set {ds.name!r} has {sorted(origins)}. Use split=source_image or split=random.")
+    return {n: [s for s in ds.samples if s.origin == n] for n in SPLITS}
+
+
+def split_by_group(ds: LabeledDataset, field: str, fractions: Mapping[str, float], seed: int,
+                   tolerance: float = 0.02) -> dict[str, list[Sample]]:
+    """Whole groups go to one split; test then val are filled to their target size.
+
+    Groups are visited in a seeded random order, and a group joins test (then val) only if it
+    keeps the split within ``tolerance`` of its target, so sizes land close to the target while
+    each seed gives a different partition; the remaining groups form train.
+    """
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in ds.samples:
+        key = s.meta.get(field)
+        if key is None:
+            raise DataError(f"no {field!r} in file name {s.name!r} (dataset.metadata.pattern)", s.path)
+        groups[key].append(s)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    total = len(ds.samples)
+    assigned: dict[str, str] = {}
+    for name in ("test", "val"):
+        target = fractions[name] * total
+        size = 0
+        for key in order:
+            if key in assigned:
+                continue
+            n = len(groups[key])
+            if size + n <= target * (1 + tolerance):
+                assigned[key] = name
+                size += n
+            if size >= target * (1 - tolerance):
+                break
+    out: dict[str, list[Sample]] = {n: [] for n in SPLITS}
+    for key in sorted(groups):
+        out[assigned.get(key, "train")].extend(groups[key])
+    return out
+
+
+def split_random(ds: LabeledDataset, fractions: Mapping[str, float], seed: int) -> dict[str, list[Sample]]:
+    """Stratified: each class is divided in the given fractions (rounded, val and test first)."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[Sample]] = defaultdict(list)
+    for s in ds.samples:
+        by_class[s.target].append(s)
+    out: dict[str, list[Sample]] = {n: [] for n in SPLITS}
+    for target in sorted(by_class):
+        items = sorted(by_class[target], key=lambda s: s.name)
+        rng.shuffle(items)
+        n_test = round(fractions["test"] * len(items))
+        n_val = round(fractions["val"] * len(items))
+        out["test"] += items[:n_test]
+        out["val"] += items[n_test:n_test + n_val]
+        out["train"] += items[n_test + n_val:]
+    return out
+
+
+def make_splits(ds: LabeledDataset, cfg: Mapping) -> dict[str, list[Sample]]:
+    """Split ``ds`` as ``cfg`` (the ``split`` config group) says; each split sorted by name."""
+    method = cfg.get("name")
+    if method == "sol":
+        out = split_by_sol(ds, cfg.get("sol_range"))
+    elif method == "files":
+        out = split_by_files(ds)
+    elif method == "source_image":
+        out = split_by_group(ds, cfg.get("field", "source_image"), _fractions(cfg), int(cfg.get("seed", 0)),
+                             float(cfg.get("tolerance", 0.02)))
+    elif method == "random":
+        out = split_random(ds, _fractions(cfg), int(cfg.get("seed", 0)))
+    else:
+        raise ConfigError(f"split.name: {method!r} is not one of {list(METHODS)}")
+    return {n: sorted(out[n], key=lambda s: s.name) for n in SPLITS}
+
+
+def check_splits(splits: Mapping[str, list[Sample]], required: tuple[str, ...] = SPLITS) -> None:
+    """An empty split is an error before any training starts."""
+    empty = [n for n in required if not splits.get(n)]
+    if empty:
+        raise DataError(f"split(s) {empty} have no images: check the split config (e.g. split.sol_range)")
+
+
+def split_table(ds: LabeledDataset, splits: Mapping[str, list[Sample]]) -> str:
+    """Counts per class and per split, as a fixed-width table for logs and reports."""
+    counts = {n: ds.counts(splits[n]) for n in SPLITS}
+    width = max(12, *(len(c) for c in ds.class_names))
+    lines = [f"{'class':<{width}} " + " ".join(f"{n:>6}" for n in SPLITS)]
+    for t, cname in enumerate(ds.class_names):
+        lines.append(f"{cname:<{width}} " + " ".join(f"{counts[n][t]:>6}" for n in SPLITS))
+    lines.append(f"{'total':<{width}} " + " ".join(f"{len(splits[n]):>6}" for n in SPLITS))
+    return "\n".join(lines)
+
+
+def group_counts(splits: Mapping[str, list[Sample]], field: str) -> dict[str, dict[str, int]]:
+    """Per split, the number of images per metadata value (e.g. instrument -> count)."""
+    out: dict[str, dict[str, int]] = {}
+    for n in SPLITS:
+        c: dict[str, int] = defaultdict(int)
+        for s in splits[n]:
+            c[str(s.meta.get(field))] += 1
+        out[n] = dict(sorted(c.items()))
+    return out
+
+
+def save_split_lists(ds: LabeledDataset, splits: Mapping[str, list[Sample]], out_dir: Path) -> list[Path]:
+    """Write ``<split>.txt`` in the data set's own label format (``<image> <class id>``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in SPLITS:
+        p = out_dir / f"{n}.txt"
+        p.write_text("".join(f"{s.name} {s.class_id}\n" for s in splits[n]), encoding="utf-8")
+        paths.append(p)
+    return paths
