@@ -1,0 +1,22 @@
+"""Train a Mars image classifier: ``python train.py [dataset=hirise] [experiment=...] [-m ...]``.
+
+All logic lives in ``deepmars.training``; the config in ``conf/``. Returns the best validation
+accuracy so Hydra sweepers (Optuna) can optimise it.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver
+from deepmars.cli import run_cli
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    from deepmars.training.run import train
+
+    return run_cli(train, cfg)
+
+
+if __name__ == "__main__":
+    main()
