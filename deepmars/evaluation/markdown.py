@@ -2,8 +2,8 @@
 
 Accuracy against the baselines first, then the confidence slider, calibration, per-class detail
 and confusions for each split, the drift by sol, per-group accuracy and the model comparison.
-Numbers come from `SplitResult`s and the metrics dict already computed; nothing is recomputed
-here. Undefined values print as "n/a".
+Numbers come from the `SplitResult`s already computed; nothing is recomputed here. Undefined
+values print as "n/a".
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _threshold_section(results: Mapping[str, SplitResult], analysed: Sequence[st
 
 
 def _calibration_section(results: Mapping[str, SplitResult], analysed: Sequence[str], temperature: float | None,
-                         calibration_split: str, metrics: Mapping[str, float], files: Mapping[str, str]) -> list[str]:
+                         calibration_split: str, files: Mapping[str, str]) -> list[str]:
     lines = ["## Calibration", "", ECE_DEFINITION, ""]
     if temperature is None:
         lines += [f"No temperature fitted: split {calibration_split!r} is missing or empty.", ""]
@@ -95,8 +95,9 @@ def _calibration_section(results: Mapping[str, SplitResult], analysed: Sequence[
     rows = []
     for name in analysed:
         note = "T fitted on this split (optimistic)" if temperature is not None and name == calibration_split else ""
-        rows.append([name, results[name].n, num(metrics.get(f"{name}_ece")),
-                     num(metrics.get(f"{name}_ece_calibrated")), note])
+        r = results[name]
+        rows.append([name, r.n, num(r.bins.ece if r.bins else None),
+                     num(r.bins_calibrated.ece if r.bins_calibrated else None), note])
     lines += [markdown_table(["split", "images", "ECE before", "ECE after", "note"], rows), ""]
     lines += _image(files, "reliability_png", "reliability diagram")
     return lines
@@ -170,7 +171,6 @@ def render_markdown(
     class_names: Sequence[str],
     analysed: Sequence[str],
     compared: Mapping[str, Mapping[str, SplitResult]],
-    metrics: Mapping[str, float],
     files: Mapping[str, str],
     *,
     temperature: float | None,
@@ -195,7 +195,7 @@ def render_markdown(
     if any(results[n].curve is not None for n in analysed):
         calibrated = temperature is not None
         lines += _threshold_section(results, analysed, calibrated, paper, files)
-        lines += _calibration_section(results, analysed, temperature, calibration_split, metrics, files)
+        lines += _calibration_section(results, analysed, temperature, calibration_split, files)
     for name in analysed:
         lines += _split_section(results[name], files)
     lines += _drift_section(results, analysed, sol_window, files)

@@ -24,7 +24,6 @@ from deepmars.evaluation import plots
 from deepmars.evaluation.calibration import fit_temperature
 from deepmars.evaluation.drift import check_window_width, write_drift_csv
 from deepmars.evaluation.groups import write_group_csv
-from deepmars.evaluation.inputs import check_class_names
 from deepmars.evaluation.markdown import render_markdown
 from deepmars.evaluation.metrics import (
     majority_class, random_baseline_accuracy, row_normalise, write_confused_pairs_csv,
@@ -82,7 +81,9 @@ def write_report(
     `dataset` ("msl", "hirise") adds the paper's numbers when known.
     """
     class_names = [str(c) for c in class_names]
-    check_class_names(class_names, list(dict.fromkeys(class_names)))  # refuses duplicate names
+    repeated = sorted({n for n in class_names if class_names.count(n) > 1})
+    if repeated:
+        raise DataError(f"class names repeated: {repeated}; each class needs its own name")
     c = len(class_names)
     sol_window = check_window_width(sol_window)
     splits = _conform(splits, c, model_name)
@@ -111,7 +112,7 @@ def write_report(
     metrics = _collect_metrics(results, c, temperature, group_label, compared)
     files = _write_files(out, results, class_names, analysed, compared, metrics, model_name)
     text = render_markdown(
-        results, class_names, analysed, compared, metrics, files, temperature=temperature,
+        results, class_names, analysed, compared, files, temperature=temperature,
         majority=None if majority is None else class_names[majority], paper=paper, dataset=dataset,
         model_name=model_name, title=title, calibration_split=calibration_split, sol_window=sol_window,
         group_label=group_label,
@@ -130,7 +131,8 @@ def _collect_metrics(
 ) -> dict[str, float]:
     """The scalar metrics, named for MLflow; undefined values are left out."""
     m: dict[str, float] = {}
-    for name, r in results.items():
+    for r in results.values():
+        name = slug(r.name)  # split names go into metric keys: keep them to [a-z0-9_]
         m[f"{name}_n"] = float(r.n)
         _metric(m, f"{name}_acc", r.acc)
         if r.n:
@@ -148,7 +150,8 @@ def _collect_metrics(
             _metric(m, f"{name}_acc_{slug(group_label)}_{slug(g.group)}", g.accuracy)
     _metric(m, "temperature", temperature)
     for model, rs in compared.items():
-        for name, r in rs.items():
+        for r in rs.values():
+            name = slug(r.name)
             _metric(m, f"{slug(model)}_{name}_acc", r.acc)
             acc, abstained = _at(r.curve, PAPER_THRESHOLD)
             _metric(m, f"{slug(model)}_{name}_acc_at_{PAPER_THRESHOLD:g}", acc)
@@ -189,8 +192,8 @@ def _write_files(
         plots.plot_reliability_diagram(bins, out / "reliability.png")
         files["reliability_png"] = "reliability.png"
     write_csv(out / "calibration.csv", ["split", "n", "ece", "ece_calibrated", "temperature"],
-              [(n, results[n].n, metrics.get(f"{n}_ece"), metrics.get(f"{n}_ece_calibrated"),
-                metrics.get("temperature")) for n in analysed])
+              [(n, results[n].n, results[n].bins.ece, results[n].bins_calibrated.ece if results[n].bins_calibrated
+                else None, metrics.get("temperature")) for n in analysed])
     files["calibration_csv"] = "calibration.csv"
     for name in analysed:
         r = results[name]
