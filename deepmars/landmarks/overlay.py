@@ -67,5 +67,6 @@ def write_overlay(working: WorkingImage, landmarks: Sequence[Landmark], path: st
     _legend(draw, Counter(names), colours, _font(round(unit * 1.5)), unit)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG", optimize=True)
+    # An adaptive palette keeps the greys and box colours and makes the file ~3x smaller than RGB.
+    img.convert("P", palette=Image.Palette.ADAPTIVE, colors=128).save(path, format="PNG", optimize=True)
     return path
