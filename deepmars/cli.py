@@ -15,10 +15,27 @@ log = logging.getLogger("deepmars")
 EXIT_USAGE = 2
 
 
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except ImportError:
+        return False
+
+
 def run_cli(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call ``fn``; a DeepMarsError exits with status 2 and its message (no traceback).
+
+    In a Hydra multirun the error is re-raised instead, so Hydra records that job as failed and
+    the sweep's other jobs still run.
+    """
     try:
         return fn(*args, **kwargs)
     except DeepMarsError as exc:
         log.error("%s", exc)
+        if _in_multirun():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

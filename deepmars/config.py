@@ -86,7 +86,7 @@ class ModelConfig:
     pretrained: str = "none"
     img_size: Optional[int] = None
     resize: Optional[int] = None
-    drop_rate: float = 0.0
+    drop_rate: Optional[float] = None
     head: Optional[str] = None
 
 
