@@ -58,7 +58,9 @@ class WorkingImage:
 def working_size(width: int, height: int, read: ReadSettings) -> tuple[int, int]:
     """(width, height) of the working image; never larger than the source."""
     factor = read.working_scale if read.working_scale is not None else min(1.0, read.browse_width / width)
-    return max(1, round(width * factor)), max(1, round(height * factor))
+    # Truncate like the HiRISE browse products do (23846x34927 -> 2048x2999); the epsilon keeps
+    # 0.29 * 100 at 29, not 28.
+    return max(1, int(width * factor + 1e-6)), max(1, int(height * factor + 1e-6))
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -81,10 +83,14 @@ def _resample(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _pixel_limit(limit: int) -> Iterator[None]:
-    """Swap PIL's global decompression-bomb limit for ours while one large file is opened."""
+def _own_pixel_limit() -> Iterator[None]:
+    """Lift PIL's global decompression-bomb limit while a large file is opened.
+
+    Only the header is read before ``_check_size`` applies read.max_source_pixels, and decoding is
+    then reduced, so PIL's whole-image limit does not apply. (Global state: not thread-safe.)
+    """
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limit
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -144,7 +150,7 @@ def _read_tiff(path: Path, read: ReadSettings) -> WorkingImage:
 
 
 def _read_pil(path: Path, read: ReadSettings) -> WorkingImage:
-    with _pixel_limit(read.max_source_pixels), Image.open(path) as img:
+    with _own_pixel_limit(), Image.open(path) as img:
         width, height = img.size
         size = _check_size(path, width, height, read)
         if img.format == "JPEG":
