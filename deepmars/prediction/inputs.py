@@ -1,0 +1,125 @@
+"""Which files a predict run reads, in a deterministic order, and which of them a shard owns.
+
+An input is a folder (walked recursively), a glob, or a text file listing one path per line. Paths
+are streamed, never collected into one list, so a 3.7 M image archive costs no memory here; the
+order is fixed (sorted names within each folder, sorted glob matches, list order) so two runs over
+the same files see them in the same order. Paths are made absolute: the catalog key must not
+depend on the working directory a run was started from.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepmars.data.images import IMAGE_SUFFIXES
+from deepmars.errors import ConfigError
+
+_GLOB_CHARS = set("*?[")
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def is_image_name(name: str) -> bool:
+    """True for the image suffixes deepmars decodes (.jpg .jpeg .png .tif .tiff, any case)."""
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: owns the paths whose hash modulo ``count`` is ``index``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard | None":
+        """``"i/n"`` with 0 <= i < n, or None for no sharding."""
+        if text is None or str(text).strip() == "":
+            return None
+        parts = str(text).split("/")
+        try:
+            index, count = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"shard: {text!r} is not of the form i/n (e.g. shard=0/4)") from None
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"shard: {text!r} needs 0 <= i < n (e.g. shard=0/4 .. shard=3/4)")
+        return cls(index, count)
+
+    def owns(self, path: str) -> bool:
+        # A stable hash (not Python's salted hash()) so every process and machine agrees.
+        digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index
+
+    @property
+    def label(self) -> str:
+        return f"shard-{self.index}-of-{self.count}"
+
+
+def input_kind(spec: str) -> str:
+    """'folder', 'glob' or 'list' for an input spec; ConfigError if it names nothing usable."""
+    if any(c in spec for c in _GLOB_CHARS) and not os.path.exists(spec):
+        return "glob"
+    path = Path(spec)
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        if is_image_name(path.name):
+            raise ConfigError(f"input: {spec!r} is a single image; give its folder, a glob or a list file")
+        return "list"
+    raise ConfigError(f"input: {spec!r} does not exist (expected a folder, a glob such as "
+                      f"'images/**/*.JPG', or a text file with one image path per line)")
+
+
+def _walk_folder(root: Path) -> Iterator[str]:
+    """Image files under ``root``, depth first, names sorted: deterministic and streaming."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable sub-folder holds nothing we can classify
+        subdirs = []
+        for entry in entries:
+            # Folder symlinks are not followed (as os.walk): a link loop must not hang a run.
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.path)
+            elif is_image_name(entry.name):
+                yield entry.path
+        stack.extend(reversed(subdirs))
+
+
+def _read_list(list_file: Path) -> Iterator[str]:
+    """Paths listed one per line; relative ones are relative to the list file's folder."""
+    base = list_file.parent
+    with open(list_file, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if line and not line.startswith("#"):
+                yield str(base / line) if not os.path.isabs(line) else line
+
+
+def iter_inputs(spec: str, shard: Shard | None = None) -> Iterator[str]:
+    """Absolute paths of the images named by ``spec`` that ``shard`` owns, in a fixed order."""
+    kind = input_kind(spec)
+    if kind == "folder":
+        paths: Iterator[str] = _walk_folder(Path(spec))
+    elif kind == "glob":
+        paths = (p for p in sorted(glob.glob(spec, recursive=True))
+                 if is_image_name(p) and os.path.isfile(p))
+    else:
+        paths = _read_list(Path(spec))
+    for path in paths:
+        path = os.path.abspath(path)
+        if shard is None or shard.owns(path):
+            yield path
+
+
+def count_inputs(spec: str, shard: Shard | None = None) -> int:
+    """How many paths ``iter_inputs`` will yield: one cheap listing pass, for the progress ETA."""
+    return sum(1 for _ in iter_inputs(spec, shard))
