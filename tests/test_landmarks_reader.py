@@ -102,3 +102,11 @@ def test_source_and_working_pixel_limits(tmp_path):
         read_working_image(tmp_path / "a.jpg", ReadSettings(max_source_pixels=1000))
     with pytest.raises(ImageError, match="max_working_pixels"):
         read_working_image(tmp_path / "a.jpg", ReadSettings(max_working_pixels=1000))
+
+
+def test_jpeg2000_is_decoded_at_a_reduced_level(tmp_path):
+    image = terrain(256, 384, seed=10)
+    Image.fromarray(image).save(tmp_path / "p.jp2", irreversible=False)
+    got = read_working_image(tmp_path / "p.jp2", ReadSettings(working_scale=0.25))
+    assert got.pixels.shape == (64, 96) and (got.source_width, got.source_height) == (384, 256)
+    assert np.abs(got.pixels.astype(int) - block_mean(image, 4)).mean() < 4.0

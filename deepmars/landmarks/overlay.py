@@ -29,6 +29,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _colours(names: Sequence[str], class_order: Sequence[str] | None) -> dict[str, tuple[int, int, int]]:
+    if set(names) <= {UNCLASSIFIED}:
+        return {UNCLASSIFIED: (255, 200, 0)}  # one colour that stands out on grey terrain
     order = list(class_order or [])
     order += sorted(set(names) - set(order))
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}

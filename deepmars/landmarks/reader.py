@@ -34,6 +34,7 @@ from deepmars.landmarks.config import ReadSettings
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 JPEG2000_SUFFIXES = (".jp2", ".j2k", ".jpx")
+READ_BUFFER = 32 * 2**20  # bytes of TIFF tiles read from disk at a time
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def _read_tiff(path: Path, read: ReadSettings) -> WorkingImage:
         grid = (-(-height // k), -(-width // k))
         sums = np.zeros(grid, dtype=np.float32)
         counts = np.zeros(grid, dtype=np.float32)
-        for data, index, _ in page.segments():
+        # A small read buffer and one decoder keep memory at a few tiles, whatever the file size.
+        for data, index, _ in page.segments(maxworkers=1, buffersize=READ_BUFFER):
             if data is None:  # absent tile: no data, leaves zeros
                 continue
             y0, x0 = index[2], index[3]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from PIL import Image
 
 # (centre row, centre column, radius, grey level)
 Disc = tuple[int, int, int, int]
@@ -43,13 +44,18 @@ def terrain(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def _tiles(height: int, width: int, tile: int, seed: int) -> Iterator[np.ndarray]:
-    """Tiles in row-major order, each a disc scene of its own (discs never cross tiles)."""
+    """Tiles in row-major order: one shared noise texture, each tile with its own disc (never crossing
+    tiles), so a gigapixel scene is generated in seconds."""
+    base = disc_scene(tile, tile, [], noise=8.0, seed=seed)
+    yy, xx = np.ogrid[:tile, :tile]
     for ty in range(0, height, tile):
         for tx in range(0, width, tile):
             rng = np.random.default_rng((seed, ty, tx))
-            discs = [(int(rng.integers(tile // 4, 3 * tile // 4)), int(rng.integers(tile // 4, 3 * tile // 4)),
-                      int(rng.integers(tile // 16, tile // 5)), int(rng.choice([30, 220])))]
-            yield disc_scene(tile, tile, discs, noise=8.0, seed=int(rng.integers(1 << 31)))
+            cy, cx = rng.integers(tile // 4, 3 * tile // 4, size=2)
+            r = int(rng.integers(tile // 16, tile // 5))
+            out = base.copy()
+            out[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = rng.choice([30, 220])
+            yield out
 
 
 def write_tiled_tiff(path: str | Path, height: int, width: int, tile: int = 1024, seed: int = 0) -> Path:
@@ -59,4 +65,22 @@ def write_tiled_tiff(path: str | Path, height: int, width: int, tile: int = 1024
     path = Path(path)
     tifffile.imwrite(path, _tiles(height, width, tile, seed), shape=(height, width), dtype=np.uint8,
                      tile=(tile, tile), bigtiff=height * width > 2**31)
+    return path
+
+
+def write_jpeg(path: str | Path, height: int, width: int, tile: int = 1024, seed: int = 0) -> Path:
+    """The same scene as ``write_tiled_tiff`` as one baseline JPEG (sides <= 65,535).
+
+    PIL encodes a JPEG from a whole in-memory image, so this writer (unlike the reader) needs
+    height x width bytes; run it in a process of its own when measuring the reader's memory.
+    """
+    if height % tile or width % tile:
+        raise ValueError(f"height and width must be multiples of the tile size {tile}")
+    image = np.empty((height, width), dtype=np.uint8)
+    tiles = _tiles(height, width, tile, seed)
+    for ty in range(0, height, tile):
+        for tx in range(0, width, tile):
+            image[ty:ty + tile, tx:tx + tile] = next(tiles)
+    path = Path(path)
+    Image.fromarray(image).save(path, format="JPEG", quality=90)
     return path
