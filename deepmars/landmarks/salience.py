@@ -27,54 +27,55 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add_column(image, valid, x, y0, y1, hist, ptr, acc):
-    """Add (sign=+1 in acc[4]) or remove (-1) column x, rows y0..y1-1, from the running window."""
-    sign = acc[4]
-    for yy in range(y0, y1):
-        if valid[yy, x]:
-            a = np.int64(image[yy, x])
-            hist[a] += sign
-            acc[0] += sign  # N
-            acc[1] += sign * a  # T
-            below = sign * np.int64(a <= ptr)  # branch-free: a <= ptr is a coin flip
-            acc[2] += below  # C(ptr)
-            acc[3] += below * a  # M(ptr)
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _salience_kernel(image, valid, radius, out_sum, out_count):
+    # Window state as scalars (n, t, c, m), not an array, so numba keeps them in registers: +15-40%.
     height, width = image.shape
     for y in numba.prange(height):
         y0 = max(0, y - radius)
         y1 = min(height, y + radius + 1)
         hist = np.zeros(256, np.int64)
-        acc = np.zeros(5, np.int64)  # N, T, C, M, sign of the current column update
-        ptr = -1  # C and M count the levels <= ptr; -1: none yet
-        acc[4] = 1
-        for x in range(min(radius, width)):
-            _add_column(image, valid, x, y0, y1, hist, ptr, acc)
-        for x in range(width):
-            if x + radius < width:
-                acc[4] = 1
-                _add_column(image, valid, x + radius, y0, y1, hist, ptr, acc)
-            if x - radius - 1 >= 0:
-                acc[4] = -1
-                _add_column(image, valid, x - radius - 1, y0, y1, hist, ptr, acc)
-            out_count[y, x] = acc[0]
+        n = t = c = m = 0  # window count and total; count and total of its levels <= ptr
+        ptr = -1
+        for x in range(-radius, width):  # x < 0: filling the window before the first pixel
+            xa = x + radius
+            if xa < width:
+                for yy in range(y0, y1):
+                    if valid[yy, xa]:
+                        a = np.int64(image[yy, xa])
+                        hist[a] += 1
+                        n += 1
+                        t += a
+                        below = np.int64(a <= ptr)  # branch-free: a <= ptr is a coin flip
+                        c += below
+                        m += below * a
+            xr = x - radius - 1
+            if xr >= 0:
+                for yy in range(y0, y1):
+                    if valid[yy, xr]:
+                        a = np.int64(image[yy, xr])
+                        hist[a] -= 1
+                        n -= 1
+                        t -= a
+                        below = np.int64(a <= ptr)
+                        c -= below
+                        m -= below * a
+            if x < 0:
+                continue
+            out_count[y, x] = n
             if not valid[y, x]:
                 out_sum[y, x] = 0
                 continue
             v = np.int64(image[y, x])
-            while ptr < v:
+            while ptr < v:  # walk the pointer to this pixel's level: a few steps between neighbours
                 ptr += 1
-                acc[2] += hist[ptr]
-                acc[3] += ptr * hist[ptr]
+                c += hist[ptr]
+                m += ptr * hist[ptr]
             while ptr > v:
-                acc[2] -= hist[ptr]
-                acc[3] -= ptr * hist[ptr]
+                c -= hist[ptr]
+                m -= ptr * hist[ptr]
                 ptr -= 1
-            out_sum[y, x] = v * (2 * acc[2] - acc[0]) + acc[1] - 2 * acc[3]
+            out_sum[y, x] = v * (2 * c - n) + t - 2 * m
 
 
 def salience_sum(image: np.ndarray, radius: int, valid: np.ndarray | None = None
