@@ -116,10 +116,11 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from deepmars.landmarks.batch import run_batch
-from deepmars.landmarks.config import LandmarkSettings
+from deepmars.landmarks.config import LandmarkSettings, ReadSettings
 from pathlib import Path
 t0 = time.perf_counter()
-summary = run_batch([Path({image!r})], LandmarkSettings(), {out!r})
+settings = LandmarkSettings(read=ReadSettings(working_scale={scale!r}))
+summary = run_batch([Path({image!r})], settings, {out!r})
 print(json.dumps({{"seconds": time.perf_counter() - t0, "landmarks": summary.landmarks, "failed": summary.failed,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
@@ -133,7 +134,7 @@ synthetic.{writer}({image!r}, {side}, {side}, tile=1024)
 WRITERS = {"tiff": ("write_tiled_tiff", "tif", "tiled TIFF"), "jpeg": ("write_jpeg", "jpg", "baseline JPEG")}
 
 
-def gigapixel_benchmark(side: int, fmt: str) -> None:
+def gigapixel_benchmark(side: int, fmt: str, scale: float | None) -> None:
     writer, suffix, what = WRITERS[fmt]
     with tempfile.TemporaryDirectory(prefix="landmarks-bench-") as tmp:
         image = str(Path(tmp) / f"gigapixel.{suffix}")
@@ -143,10 +144,11 @@ def gigapixel_benchmark(side: int, fmt: str) -> None:
         size_gb = Path(image).stat().st_size / 1e9
         print(f"generated {side}x{side} = {side * side / 1e9:.2f} Gpx {what} ({size_gb:.2f} GB on disk) "
               f"in {time.perf_counter() - t0:.1f} s")
-        child = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), image=image, out=str(Path(tmp) / "out"))],
-                               check=True, capture_output=True, text=True)
+        code = CHILD.format(root=str(ROOT), image=image, out=str(Path(tmp) / "out"), scale=scale)
+        child = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
         result = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"  whole pipeline at browse scale: {result['seconds']:.1f} s "
+        where = "browse scale" if scale is None else f"working scale {scale}"
+        print(f"  whole pipeline at {where}: {result['seconds']:.1f} s "
               f"({side * side / 1e6 / result['seconds']:.0f} source Mpx/s read), {result['landmarks']} landmarks, "
               f"peak RSS {result['peak_rss_mb']:.0f} MB (target <= 1024 MB)")
 
@@ -157,6 +159,8 @@ def main() -> None:
     parser.add_argument("--gigapixel-side", type=int, default=32768, help="side of the generated square input")
     parser.add_argument("--format", choices=sorted(WRITERS), action="append",
                         help="gigapixel input format(s); default: tiff (the JPEG takes ~1 GB and ~20 s to write)")
+    parser.add_argument("--working-scale", type=float, default=None,
+                        help="working scale for the gigapixel run (default: browse, width 2048)")
     parser.add_argument("--skip-gigapixel", action="store_true")
     args = parser.parse_args()
     path = Path(args.data) / BROWSE
@@ -166,7 +170,7 @@ def main() -> None:
         print(f"skipping the browse-image figures: {path} not found (set DEEPMARS_DATA)")
     if not args.skip_gigapixel:
         for fmt in args.format or ["tiff"]:
-            gigapixel_benchmark(args.gigapixel_side, fmt)
+            gigapixel_benchmark(args.gigapixel_side, fmt, args.working_scale)
     print(f"benchmark process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -64,7 +64,8 @@ def test_batch_writes_hirise_layout_and_reports_every_image(batch, tmp_path):
     rows = read_csv(out / "landmarks.csv")
     crops = sorted((out / "map-proj").iterdir())
     assert [c.name for c in crops] == sorted(r["file"] for r in rows)
-    assert rows[0]["file"] == "ESP_000001_1000_RED-0001.jpg"
+    assert (rows[0]["file"], rows[0]["source"], rows[0]["id"]) == ("ESP_000001_1000_RED-0001.jpg",
+                                                                   "ESP_000001_1000_RED", "1")
     for row in rows:
         w, h = int(row["w"]), int(row["h"])
         assert int(row["crop_side"]) == max(w, h) + 60

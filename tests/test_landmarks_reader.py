@@ -45,6 +45,9 @@ def test_large_jpeg_is_reduced_by_the_decoder(tmp_path):
     got = read_working_image(tmp_path / "big.jpg", ReadSettings(browse_width=384))
     assert got.pixels.shape == (256, 384)
     assert np.abs(got.pixels.astype(int) - block_mean(image, 4)).mean() < 2.0
+    odd = read_working_image(tmp_path / "big.jpg", ReadSettings(browse_width=300))  # 1/4 draft, then resampled
+    assert odd.pixels.shape == (200, 300) and odd.pixels.dtype == np.uint8
+    assert abs(float(odd.pixels.mean()) - float(image.mean())) < 1.0
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

@@ -48,9 +48,10 @@ def block_mean(image: np.ndarray, valid: np.ndarray, s: int) -> tuple[np.ndarray
         return image, valid
     rows = np.arange(0, image.shape[0], s)
     cols = np.arange(0, image.shape[1], s)
-    sums = np.add.reduceat(np.add.reduceat(image.astype(np.uint32), rows, axis=0), cols, axis=1)
+    # Rows first with a uint32 accumulator: no full-size widened copy of the image.
+    sums = np.add.reduceat(np.add.reduceat(image, rows, axis=0, dtype=np.uint32), cols, axis=1)
     counts = np.outer(np.diff(np.r_[rows, image.shape[0]]), np.diff(np.r_[cols, image.shape[1]]))
-    invalid = np.add.reduceat(np.add.reduceat((~valid).astype(np.uint32), rows, axis=0), cols, axis=1)
+    invalid = np.add.reduceat(np.add.reduceat(~valid, rows, axis=0, dtype=np.uint32), cols, axis=1)
     return ((sums + counts // 2) // counts).astype(np.uint8), invalid == 0
 
 

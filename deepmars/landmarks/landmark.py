@@ -39,7 +39,9 @@ class Landmark:
         return f"{self.source}-{self.index:04d}.jpg"
 
     def as_row(self) -> dict[str, Any]:
+        """Flat dict for tables: the fields, ``index`` as ``id``, the crop ``file`` name, 4 decimals."""
         row = {"file": self.name, **asdict(self)}
+        row["id"] = row.pop("index")
         for key in ("mean_intensity", "std_intensity", "eccentricity", "salience"):
             row[key] = round(row[key], 4)
         return row

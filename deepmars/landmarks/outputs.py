@@ -16,13 +16,11 @@ training by mistake.
 from __future__ import annotations
 
 import csv
-from dataclasses import fields
 from pathlib import Path
 from types import TracebackType
 
 from deepmars.landmarks.config import LandmarkSettings
 from deepmars.landmarks.crops import crop_box
-from deepmars.landmarks.landmark import Landmark
 from deepmars.landmarks.overlay import write_overlay
 from deepmars.landmarks.pipeline import ImageLandmarks
 
@@ -31,8 +29,10 @@ HIRISE_CLASSES = ("other", "crater", "dark dune", "slope streak", "bright dune",
 IMAGE_DIR = "map-proj"
 LABELS_FILE = "labels-map-proj.txt"
 
-LANDMARK_COLUMNS = ["file", *(f.name for f in fields(Landmark)), "crop_x", "crop_y", "crop_side",
-                    "working_width", "working_height", "source_width", "source_height"]
+# Boxes: x, y, w, h in working pixels (the frame crops are cut from), src_* in source pixels.
+LANDMARK_COLUMNS = ["file", "source", "id", "x", "y", "w", "h", "src_x", "src_y", "src_w", "src_h",
+                    "crop_x", "crop_y", "crop_side", "area", "mean_intensity", "std_intensity", "eccentricity",
+                    "salience", "scale", "working_width", "working_height", "source_width", "source_height"]
 IMAGE_COLUMNS = ["source", "path", "status", "landmarks", "source_width", "source_height",
                  "working_width", "working_height", "message"]
 

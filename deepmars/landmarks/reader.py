@@ -75,12 +75,19 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip((arr - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
 
 
+def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Round an 8-bit-range float image to uint8, in place where possible."""
+    arr += 0.5
+    np.clip(arr, 0, 255, out=arr)
+    return arr.astype(np.uint8)
+
+
 def _resample(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Box-resample a 2-D array to (width, height), keeping float precision until the 8-bit step."""
     if (arr.shape[1], arr.shape[0]) == size:
         return arr
     img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
-    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return np.array(img.resize(size, Image.Resampling.BOX), dtype=np.float32)  # writable copy
 
 
 @contextlib.contextmanager
@@ -130,8 +137,7 @@ def _read_tiff(path: Path, read: ReadSettings) -> WorkingImage:
         size = _check_size(path, width, height, read)
         k = max(1, int(width / size[0]))  # integer block-mean first, exact resample after
         grid = (-(-height // k), -(-width // k))
-        sums = np.zeros(grid, dtype=np.float32)
-        counts = np.zeros(grid, dtype=np.float32)
+        sums = np.zeros(grid, dtype=np.float32)  # the only working-size buffer while reading
         # A small read buffer and one decoder keep memory at a few tiles, whatever the file size.
         for data, index, _ in page.segments(maxworkers=1, buffersize=READ_BUFFER):
             if data is None:  # absent tile: no data, leaves zeros
@@ -140,14 +146,14 @@ def _read_tiff(path: Path, read: ReadSettings) -> WorkingImage:
             seg = _grey_float(data[0][: height - y0, : width - x0])  # edge tiles are padded
             ys, by = _block_starts(y0, seg.shape[0], k)
             xs, bx = _block_starts(x0, seg.shape[1], k)
-            block = np.add.reduceat(np.add.reduceat(seg, ys, axis=0), xs, axis=1)
-            sums[np.ix_(by, bx)] += block
-            counts[np.ix_(by, bx)] += np.outer(np.diff(np.r_[ys, seg.shape[0]]), np.diff(np.r_[xs, seg.shape[1]]))
-        reduced = sums / np.maximum(counts, 1)
-        del sums, counts
+            sums[np.ix_(by, bx)] += np.add.reduceat(np.add.reduceat(seg, ys, axis=0), xs, axis=1)
+        # Every pixel lands in exactly one block, so a block's count is its height x width.
+        sums /= np.diff(np.r_[0:height:k, height]).astype(np.float32)[:, None]
+        sums /= np.diff(np.r_[0:width:k, width]).astype(np.float32)[None, :]
         is_8bit = page.dtype == np.uint8
-    pixels = _resample(reduced, size)
-    pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8) if is_8bit else to_uint8(pixels)
+    pixels = _resample(sums, size)
+    del sums
+    pixels = _float_to_uint8(pixels) if is_8bit else to_uint8(pixels)
     return WorkingImage(path, pixels, width, height)
 
 
@@ -168,7 +174,7 @@ def _read_pil(path: Path, read: ReadSettings) -> WorkingImage:
     if arr.dtype == np.uint8 and (arr.shape[1], arr.shape[0]) == size:
         return WorkingImage(path, arr, width, height)
     pixels = _resample(arr.astype(np.float32), size)
-    pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8) if arr.dtype == np.uint8 else to_uint8(pixels)
+    pixels = _float_to_uint8(pixels) if arr.dtype == np.uint8 else to_uint8(pixels)
     return WorkingImage(path, pixels, width, height)
 
 
@@ -178,7 +184,7 @@ def _read_small(path: Path, read: ReadSettings) -> WorkingImage:
     size = _check_size(path, width, height, read)
     arr = np.asarray(img)
     if (width, height) != size:
-        arr = np.clip(_resample(arr.astype(np.float32), size) + 0.5, 0, 255).astype(np.uint8)
+        arr = _float_to_uint8(_resample(arr.astype(np.float32), size))
     return WorkingImage(path, arr, width, height)
 
 
