@@ -5,17 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from test_predict_fixtures import error_row as error
+from test_predict_fixtures import prediction_row as prediction
 
 from deepmars.errors import DataError
 from deepmars.prediction.catalog import SCHEMA_VERSION, Catalog
-
-
-def prediction(path: str, model: str = "runs:/a", cls: str = "wheel", conf: float = 0.9) -> tuple:
-    return (model, path, "sha-" + path, 10, 1, 4, 3, 100, "ML", None, "{}", cls, conf, "[]", 0, "t1")
-
-
-def error(path: str, model: str = "runs:/a", reason: str = "empty file (0 bytes)") -> tuple:
-    return (model, path, None, 0, 1, reason, "t2")
 
 
 def test_new_catalog_is_versioned_and_in_wal_mode(tmp_path):

@@ -136,6 +136,17 @@ def run_predict_py(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Co
                           text=True, timeout=timeout)
 
 
+def prediction_row(path: str, model: str = "runs:/a", cls: str = "wheel", conf: float = 0.9, sol: int = 100,
+                   instrument: str = "ML", at: str = "t1") -> tuple:
+    """A catalog prediction row (PREDICTION_COLUMNS order) with the fields queries filter on."""
+    return (model, path, "sha-" + path, 10, 1, 4, 3, sol, instrument, None, "{}", cls, conf, "[]",
+            int(conf < 0.5), at)
+
+
+def error_row(path: str, model: str = "runs:/a", reason: str = "empty file (0 bytes)", at: str = "t2") -> tuple:
+    return (model, path, None, 0, 1, reason, at)
+
+
 def table_rows(catalog_path: Path, table: str) -> list[tuple]:
     """A table's rows without timestamps, sorted: what 'the same catalog' means in these tests."""
     from deepmars.prediction.catalog import Catalog

@@ -71,9 +71,10 @@ class RunSummary:
             self.failures.append((path, reason))
 
 
-def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO = sys.stdout,
+def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = None,
                 progress: bool = True) -> RunSummary:
     """Classify every new or changed image of ``opts.input`` into ``opts.catalog``."""
+    out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
     threads_before = torch.get_num_threads()
     _prepare_model(bundle, opts.threads)

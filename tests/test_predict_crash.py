@@ -1,0 +1,70 @@
+"""Crash safety: SIGKILL a real predict process mid-run; the re-run gives the uninterrupted catalog."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from test_predict_fixtures import (PREDICT_PY, ROOT, bad_files, options, table_rows, tiny_bundle, write_files,
+                                   write_images)
+
+from deepmars.models.loading import load_bundle
+from deepmars.prediction.runner import run_predict
+
+N_IMAGES = 200
+
+
+def _count(catalog) -> int:
+    try:
+        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def _kill_after_first_batches(args: list[str], catalog, cwd, min_rows: int, timeout: float = 60) -> int:
+    """Start predict.py, SIGKILL its whole process group once ``min_rows`` rows are committed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(PREDICT_PY), *args], cwd=cwd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while _count(catalog) < min_rows and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the process and its decode workers, no cleanup
+        stderr = proc.communicate()[1]
+    assert proc.returncode == -signal.SIGKILL, f"predict.py ended by itself before the kill:\n{stderr.decode()}"
+    return _count(catalog)
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
+    folder = tmp_path / "in"
+    paths = write_images(folder, N_IMAGES, size=(320, 240))
+    for i in (3, 150):  # identical content under other names: reused or inferred, same row either way
+        shutil.copyfile(paths[i], folder / f"copy_{i}.JPG")
+    write_files(folder / "bad", {k: v for k, v in bad_files().items() if k in ("zero_byte.jpg", "truncated.jpg")})
+    model = tiny_bundle(tmp_path / "m.pt")
+    reference = run_predict(options(folder, model, tmp_path / "reference.sqlite", batch_size=4),
+                            load_bundle(str(model)), out=io.StringIO(), progress=False)
+    assert (reference.classified + reference.reused, reference.failed) == (N_IMAGES + 2, 2)
+
+    catalog = tmp_path / "killed.sqlite"
+    args = [f"input={folder}", f"model={model}", f"catalog={catalog}", "batch_size=4", "num_workers=1", "threads=1"]
+    rows_at_kill = _kill_after_first_batches(args, catalog, tmp_path, min_rows=8)
+    assert 8 <= rows_at_kill < N_IMAGES + 2  # killed mid-run, with batches already committed
+
+    rerun = run_predict(options(folder, model, catalog, batch_size=4), load_bundle(str(model)), out=io.StringIO(),
+                        progress=False)
+    assert rerun.skipped == rows_at_kill and rerun.exit_code == 3
+    for table in ("predictions", "errors", "models"):
+        assert table_rows(catalog, table) == table_rows(tmp_path / "reference.sqlite", table), table
+    with sqlite3.connect(catalog) as conn:  # the interrupted run is logged as such
+        assert conn.execute("SELECT count(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 1
