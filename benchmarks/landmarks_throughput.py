@@ -54,7 +54,7 @@ def max_error_vs_formula(image: np.ndarray, radius: int, total: np.ndarray, samp
     rng = np.random.default_rng(0)
     height, width = image.shape
     worst = 0
-    for y, x in zip(rng.integers(0, height, samples), rng.integers(0, width, samples)):
+    for y, x in zip(rng.integers(0, height, samples), rng.integers(0, width, samples), strict=True):
         win = image[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1]
         hist = np.bincount(win.ravel(), minlength=256).astype(np.int64)
         exact = int((hist * np.abs(int(image[y, x]) - np.arange(256))).sum())

@@ -120,6 +120,6 @@ def test_entry_point_runs_and_reports_config_errors(batch, tmp_path):
                          f"hydra.run.dir={tmp_path / 'h1'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "0 landmarks from 1 of 1 images" in ok.stdout
-    bad = subprocess.run([sys.executable, "landmarks.py", f"input={batch}", "detect.window=4", f"hydra.run.dir={tmp_path / 'h2'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "landmarks.py", f"input={batch}", "detect.window=4",
+                          f"hydra.run.dir={tmp_path / 'h2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "detect.window: got 4" in bad.stderr

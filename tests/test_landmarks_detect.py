@@ -11,6 +11,7 @@ from deepmars.landmarks.config import DetectSettings, ReadSettings
 from deepmars.landmarks.detect import block_mean, detect_landmarks, score_map
 from deepmars.landmarks.nodata import nodata_mask
 from deepmars.landmarks.reader import WorkingImage, read_working_image
+from deepmars.landmarks.salience import salience_sum
 from deepmars.landmarks.synthetic import disc_scene, terrain
 
 DISCS = [(150, 128, 24, 200), (360, 380, 18, 40)]  # a bright and a dark "crater": row, col, radius, grey
@@ -26,7 +27,7 @@ def test_boxes_surround_bright_and_dark_discs():
     assert len(found) == 2
     # The salient region reaches past a disc's rim by up to the window half-width plus the smoothing.
     reach = (cfg.window // 2 + cfg.smooth) * cfg.scales[0]
-    for (cy, cx, r, _), lm in zip(DISCS, found):  # raster order: the upper disc first
+    for (cy, cx, r, _), lm in zip(DISCS, found, strict=True):  # raster order: the upper disc first
         assert lm.x <= cx - r and lm.x + lm.w >= cx + r and lm.y <= cy - r and lm.y + lm.h >= cy + r
         assert abs(lm.x + lm.w / 2 - cx) <= 4 and abs(lm.y + lm.h / 2 - cy) <= 4
         assert max(lm.w, lm.h) <= 2 * (r + reach)
@@ -53,6 +54,18 @@ def test_tiled_equals_whole_image():
     assert detect_landmarks(image, tiled, "t").landmarks == expected
 
 
+def test_score_is_box_summed_salience_over_box_summed_count():
+    image = terrain(12, 15, seed=2)
+    valid = np.ones(image.shape, bool)
+    valid[:3, :4] = False
+    total, count = salience_sum(image, 2, valid)
+    score = score_map(image, valid, window=5, smooth=1, tile_size=4)
+    for y, x in [(0, 0), (5, 7), (11, 14), (3, 4), (0, 14)]:
+        box = (slice(max(0, y - 1), y + 2), slice(max(0, x - 1), x + 2))
+        expected = np.float32(total[box].sum() / count[box].sum()) if valid[y, x] else 0.0
+        assert score[y, x] == expected
+
+
 def test_block_mean_rounds_and_invalidates_partly_masked_blocks():
     image = np.array([[0, 1, 10], [2, 3, 20]], dtype=np.uint8)
     valid = np.array([[True, True, True], [True, True, False]])
@@ -64,6 +77,12 @@ def test_block_mean_rounds_and_invalidates_partly_masked_blocks():
 def test_all_no_data_image_gives_zero_landmarks_and_says_so():
     result = detect_landmarks(working(np.zeros((300, 300), np.uint8)), DetectSettings(), "black")
     assert result.landmarks == [] and "no-data" in result.notes[0]
+
+
+def test_data_only_in_a_sliver_narrower_than_a_block_gives_zero_landmarks():
+    image = np.zeros((300, 300), np.uint8)
+    image[:, 100:106] = 150  # 6 px of data; after the 2 px mask margin, no 4x4 block is all data
+    assert detect_landmarks(working(image), DetectSettings(), "sliver").landmarks == []
 
 
 def test_flat_image_with_mask_off_gives_zero_landmarks():

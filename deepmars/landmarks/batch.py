@@ -29,7 +29,8 @@ class BatchSummary:
 
     def __str__(self) -> str:
         failed = f", {self.failed} failed (see images.csv)" if self.failed else ""
-        return f"{self.landmarks} landmarks from {self.images - self.failed} of {self.images} images{failed} -> {self.out_dir}"
+        done = self.images - self.failed
+        return f"{self.landmarks} landmarks from {done} of {self.images} images{failed} -> {self.out_dir}"
 
 
 def find_images(spec: str | Sequence[str]) -> list[Path]:

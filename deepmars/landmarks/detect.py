@@ -7,10 +7,10 @@ a landmark (skimage regionprops). A region longer than ``max_side`` is cut into 
 that size; regions outside [min_region, max_region] are dropped. Regions found at several scales are
 merged by box overlap.
 
-Memory: the working image, its mask, and the score/label maps at detection scale are held whole
-(about 20 bytes per working pixel at scale 1, under 4 at the default scale 4); the salience
-temporaries are per tile. The working image is bounded by read.max_working_pixels, and a source of
-any size is reduced to it while it is read (reader.py).
+Memory: the working image and its no-data mask are held whole (the mask's labelling peaks at about
+9 bytes per working pixel), the score and label maps at detection scale (1/s^2 of that, times ~14
+bytes), and the salience temporaries per tile. The working image is bounded by
+read.max_working_pixels, and a source of any size is reduced to it while it is read (reader.py).
 
 The score of a pixel is sum(S) / sum(N) over a small box of radius ``smooth`` around it (S, N from
 salience.py): the mean absolute grey-level difference between the box's pixels and their windows.
@@ -21,7 +21,7 @@ integers, so the score does not depend on where a tile starts (tiled == whole im
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from skimage.measure import label, regionprops
@@ -132,6 +132,8 @@ def _measure(mask: np.ndarray, r0: int, c0: int, image: np.ndarray, score: np.nd
 def _regions_at_scale(working: WorkingImage, valid: np.ndarray, s: int, cfg: DetectSettings,
                       source: str) -> list[Landmark]:
     image, cell_valid = block_mean(working.pixels, valid, s)
+    if not cell_valid.any():  # data only in slivers narrower than a block
+        return []
     score = score_map(image, cell_valid, cfg.window, cfg.smooth, cfg.tile_size)
     threshold = float(np.quantile(score[cell_valid], cfg.threshold_quantile))
     labels = label((score > threshold) & cell_valid, connectivity=2)
@@ -166,7 +168,7 @@ def _numbered(working: WorkingImage, found: list[Landmark]) -> list[Landmark]:
     out = []
     for i, lm in enumerate(found, start=1):
         sx, sy, sw, sh = _source_box(working, lm.x, lm.y, lm.w, lm.h)
-        out.append(Landmark(**{**lm.__dict__, "index": i, "src_x": sx, "src_y": sy, "src_w": sw, "src_h": sh}))
+        out.append(replace(lm, index=i, src_x=sx, src_y=sy, src_w=sw, src_h=sh))
     return out
 
 

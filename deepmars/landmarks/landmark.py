@@ -30,7 +30,7 @@ class Landmark:
     mean_intensity: float  # grey level, at detection scale
     std_intensity: float
     eccentricity: float
-    salience: float  # mean over the region of S/N: mean absolute grey-level difference to the window
+    salience: float  # mean detection score over the region: mean absolute grey-level difference to the window
     scale: int  # detection scale that found it (working pixels per detection pixel)
 
     @property
