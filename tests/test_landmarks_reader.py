@@ -91,6 +91,13 @@ def test_truncated_tiff_names_the_file(tmp_path):
         read_working_image(tmp_path / "cut.tif", ReadSettings())
 
 
+def test_tiff_in_one_huge_strip_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr("deepmars.landmarks.reader.MAX_SEGMENT_BYTES", 10_000)
+    tifffile.imwrite(tmp_path / "strip.tif", terrain(128, 128, seed=11), rowsperstrip=128)
+    with pytest.raises(ImageError, match="strip.tif.*strips of .*re-save it tiled"):
+        read_working_image(tmp_path / "strip.tif", ReadSettings())
+
+
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(ImageError, match="gone.jpg.*cannot read"):
         read_working_image(tmp_path / "gone.jpg", ReadSettings())

@@ -35,6 +35,7 @@ from deepmars.landmarks.config import ReadSettings
 TIFF_SUFFIXES = (".tif", ".tiff")
 JPEG2000_SUFFIXES = (".jp2", ".j2k", ".jpx")
 READ_BUFFER = 32 * 2**20  # bytes of TIFF tiles read from disk at a time
+MAX_SEGMENT_BYTES = 256 * 2**20  # one TIFF tile or strip decoded at a time must fit this
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,28 @@ def _block_starts(offset: int, length: int, k: int) -> tuple[np.ndarray, np.ndar
     return starts, blocks[starts]
 
 
+def _check_segments(path: Path, page: tifffile.TiffPage) -> None:
+    """Refuse a TIFF whose single tile or strip is itself huge (e.g. a whole image in one strip)."""
+    rows = page.tilelength if page.is_tiled else min(page.rowsperstrip or page.imagelength, page.imagelength)
+    cols = page.tilewidth if page.is_tiled else page.imagewidth
+    nbytes = rows * cols * page.samplesperpixel * page.dtype.itemsize
+    if nbytes > MAX_SEGMENT_BYTES:
+        raise ImageError(f"TIFF stored in {'tiles' if page.is_tiled else 'strips'} of {nbytes / 2**20:.0f} MiB, "
+                         f"above {MAX_SEGMENT_BYTES / 2**20:.0f} MiB: re-save it tiled (e.g. 1024x1024 tiles)", path)
+
+
 def _read_tiff(path: Path, read: ReadSettings) -> WorkingImage:
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         height, width = page.imagelength, page.imagewidth
         size = _check_size(path, width, height, read)
+        _check_segments(path, page)
         k = max(1, int(width / size[0]))  # integer block-mean first, exact resample after
         grid = (-(-height // k), -(-width // k))
         sums = np.zeros(grid, dtype=np.float32)  # the only working-size buffer while reading
         # A small read buffer and one decoder keep memory at a few tiles, whatever the file size.
         for data, index, _ in page.segments(maxworkers=1, buffersize=READ_BUFFER):
-            if data is None:  # absent tile: no data, leaves zeros
+            if data is None or index[0] != 0:  # absent tile (stays 0); separate planes: the first only
                 continue
             y0, x0 = index[2], index[3]
             seg = _grey_float(data[0][: height - y0, : width - x0])  # edge tiles are padded
