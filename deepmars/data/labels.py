@@ -35,28 +35,49 @@ def _problems_error(problems: list[tuple[Path, int, str]], what: str) -> DataErr
     return DataError(msg + count + more + tail, path, line)
 
 
+def _text_lines(path: Path, problems: list[tuple[Path, int, str]]) -> list[tuple[int, str]]:
+    """(line number, text) of every line; a line that is not UTF-8 is a problem, not a crash.
+
+    A byte-order mark (files saved by spreadsheet programs) is dropped.
+    """
+    out: list[tuple[int, str]] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                out.append((lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")))
+            except UnicodeDecodeError as exc:
+                problems.append((path, lineno, f"not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                                               "is this the right file?"))
+    return out
+
+
 def read_class_file(path: Path, fmt: str = "indexed") -> dict[int, str]:
     """Class id -> name. ``fmt`` is "indexed" (``<id> <name>``) or "csv" (``id,name``)."""
     if not path.is_file():
         raise DataError("class-name file not found", path)
     classes: dict[int, str] = {}
+    first_line: dict[str, int] = {}
     problems: list[tuple[Path, int, str]] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f) if fmt == "csv" else (ln.strip().split(None, 1) for ln in f)
-        for lineno, row in enumerate(rows, 1):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) != 2 or not row[1].strip():
-                problems.append((path, lineno, f"expected '<id> <name>', got {row!r}"))
-                continue
-            try:
-                cid = int(row[0])
-            except ValueError:
-                problems.append((path, lineno, f"class id {row[0]!r} is not an integer"))
-                continue
-            if cid in classes:
-                problems.append((path, lineno, f"class id {cid} listed twice"))
-            classes[cid] = row[1].strip()
+    for lineno, text in _text_lines(path, problems):
+        row = next(csv.reader([text]), []) if fmt == "csv" else text.strip().split(None, 1)
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 2 or not row[1].strip():
+            problems.append((path, lineno, f"expected '<id> <name>', got {row!r}"))
+            continue
+        try:
+            cid = int(row[0])
+        except ValueError:
+            problems.append((path, lineno, f"class id {row[0]!r} is not an integer"))
+            continue
+        name = row[1].strip()
+        if cid in classes:
+            problems.append((path, lineno, f"class id {cid} listed twice"))
+        elif name in first_line:
+            # Names key the evaluation report and the saved model: two ids cannot share one.
+            problems.append((path, lineno, f"class name {name!r} listed twice, first at line {first_line[name]}"))
+        classes[cid] = name
+        first_line.setdefault(name, lineno)
     if problems:
         raise _problems_error(problems, path.name)
     if not classes:
@@ -80,30 +101,31 @@ def read_label_file(path: Path, class_ids: set[int]) -> list[LabelLine]:
         raise DataError("label file not found", path)
     out: list[LabelLine] = []
     problems: list[tuple[Path, int, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            fields = raw.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                problems.append((path, lineno, f"expected '<image> <class id>' (2 fields), got {len(fields)}: {raw.strip()!r}"))
-                continue
-            name, cid_text = fields
-            try:
-                cid = int(cid_text)
-            except ValueError:
-                problems.append((path, lineno, f"class id {cid_text!r} is not an integer"))
-                continue
-            if cid not in class_ids:
-                problems.append((path, lineno, f"class id {cid} is not in the class list {sorted(class_ids)}"))
-                continue
-            bad = _check_relative(name)
-            if bad:
-                problems.append((path, lineno, bad))
-                continue
-            out.append(LabelLine(name, cid, path, lineno))
+    for lineno, raw in _text_lines(path, problems):
+        fields = raw.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            problems.append((path, lineno, f"expected '<image> <class id>' (2 fields), got {len(fields)}: {raw.strip()!r}"))
+            continue
+        name, cid_text = fields
+        try:
+            cid = int(cid_text)
+        except ValueError:
+            problems.append((path, lineno, f"class id {cid_text!r} is not an integer"))
+            continue
+        if cid not in class_ids:
+            problems.append((path, lineno, f"class id {cid} is not in the class list {sorted(class_ids)}"))
+            continue
+        bad = _check_relative(name)
+        if bad:
+            problems.append((path, lineno, bad))
+            continue
+        out.append(LabelLine(name, cid, path, lineno))
     if problems:
         raise _problems_error(problems, path.name)
+    if not out:
+        raise DataError("label file lists no labeled images", path)
     return out
 
 
