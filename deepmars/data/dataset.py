@@ -61,7 +61,11 @@ def _classes(cfg: Mapping, root: Path) -> tuple[dict[int, str], list[Path]]:
     names = spec.get("names")
     if not names:
         raise ConfigError(f"dataset {cfg.get('name')!r}: set dataset.classes.file or dataset.classes.names")
-    return dict(enumerate(str(n) for n in names)), []
+    names = [str(n) for n in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"dataset.classes.names: {repeated} listed more than once; each class needs its own name")
+    return dict(enumerate(names)), []
 
 
 def _digest(paths: list[Path]) -> str:
