@@ -76,7 +76,7 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
                            model_name=str(cfg.model.name), title=f"{ds.name} {ds.version}: {cfg.model.name}")
     metrics.update({"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
                     "failed_checkpoints": loop.state.failed_checkpoints,
-                    "unreadable_images_in_training": len(loop.state.corrupt)})
+                    "unreadable_images_in_training": len({path for path, _ in loop.state.corrupt})})
     session.log_metrics(metrics, step=loop.state.iteration)
     session.log_artifacts(out_dir, "evaluation")
     bundle = make_bundle(cfg, loop, ds, pre, temperature, session.run_id)

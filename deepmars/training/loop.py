@@ -90,11 +90,14 @@ class Loop:
             st.iteration = it + 1
             pending[it] = {"train_loss": loss, "lr": lr}
             bar.update(loss, lr, 0 if images is None else len(images))
-            if st.iteration % self.log_every == 0 or st.iteration == self.max_iters:
+            checkpoint = st.iteration % self.checkpoint_every == 0 or st.iteration == self.max_iters
+            # Metrics up to a checkpoint are always flushed first, so a killed run resumed from
+            # that checkpoint has no gap in its curves.
+            if checkpoint or st.iteration % self.log_every == 0:
                 self._flush(pending)
             if st.iteration % self.eval_every == 0 or st.iteration == self.max_iters:
                 self._validate(st.iteration, bar)
-            if st.iteration % self.checkpoint_every == 0 or st.iteration == self.max_iters:
+            if checkpoint:
                 self.save_checkpoint()
         bar.close()
         return st

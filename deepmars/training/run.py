@@ -114,23 +114,25 @@ def sigterm_as_interrupt():
 
 
 def train(cfg: DictConfig) -> float:
-    """Train as configured; returns the best validation accuracy."""
+    """Train as configured; returns the best validation accuracy.
+
+    The MLflow run starts right after the config is validated, so a failure anywhere later (a
+    bad label file, a weights file that does not fit) is recorded in it as FAILED with the error.
+    """
     cfg = validate(cfg)
     set_determinism(cfg)
     experiment_id = tracking.setup(cfg.tracking)
     resume = find_resume(cfg, experiment_id)
-    ds, splits = load_and_split(cfg)
-    model, pre = build_model(cfg.model, len(ds.class_names), load_pretrained=resume is None)
-    train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
-    val = decode_split(cfg, splits["val"], pre, "val")
-    n_train = len(train_data)
-    max_iters = total_iters(cfg, n_train)
-    optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(optimizer, cfg.schedule, max_iters)
-    targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
     checkpoint_dir = resume.checkpoint_dir if resume else Path(cfg.trainer.checkpoint_dir)
     with RunSession(cfg, experiment_id, resume, checkpoint_dir) as session:
-        loop = Loop(model=model, optimizer=optimizer, scheduler=scheduler,
+        ds, splits = load_and_split(cfg)
+        model, pre = build_model(cfg.model, len(ds.class_names), load_pretrained=resume is None)
+        train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
+        val = decode_split(cfg, splits["val"], pre, "val")
+        max_iters = total_iters(cfg, len(train_data))
+        optimizer = build_optimizer(cfg, model)
+        targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
+        loop = Loop(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.schedule, max_iters),
                     criterion=build_criterion(cfg, targets, len(ds.class_names)), preprocess=pre,
                     augment=cfg.trainer.augment, seed=int(cfg.seed), max_iters=max_iters,
                     eval_every=int(cfg.trainer.eval_every), checkpoint_every=int(cfg.trainer.checkpoint_every),

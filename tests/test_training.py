@@ -1,0 +1,296 @@
+"""Training end to end on the embedded sample with timm's tiny test network: what users see.
+
+A run is composed from the real configs (conf/), trains a few iterations on CPU and is checked
+through MLflow: status, metrics, artifacts, the logged model, resume and failures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+import deepmars.config  # noqa: F401 - registers the sample resolver
+from deepmars.errors import ConfigError
+from deepmars.models.bundle import ModelBundle
+from deepmars.training.checkpoint import LATEST, load_checkpoint
+from deepmars.training.run import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+_TEMPLATE_DB: list[Path] = []
+
+
+def _template_db(tmp_root: Path) -> Path:
+    """An MLflow SQLite store created once (its schema migrations take seconds), copied per test."""
+    if not _TEMPLATE_DB:
+        db = tmp_root / "template-mlflow.db"
+        MlflowClient(f"sqlite:///{db}").search_experiments()
+        _TEMPLATE_DB.append(db)
+    return _TEMPLATE_DB[0]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store(tmp_path_factory):
+    _template_db(tmp_path_factory.getbasetemp())
+
+
+def overrides_for(tmp_path: Path, *extra: str) -> list[str]:
+    db = tmp_path / "mlruns" / "mlflow.db"
+    if not db.exists() and _TEMPLATE_DB:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_TEMPLATE_DB[0], db)
+    return [
+        "model=tiny", "trainer.max_iters=6", "trainer.epochs=null", "trainer.batch_size=16",
+        "trainer.eval_every=3", "trainer.checkpoint_every=2", "trainer.threads=1", "trainer.progress=log",
+        f"trainer.checkpoint_dir={tmp_path}/ckpt",
+        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+        f"tracking.artifact_location={tmp_path}/mlruns/artifacts",
+        "tracking.log_model=false", *extra,
+    ]
+
+
+def compose_cfg(tmp_path: Path, *extra: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides_for(tmp_path, *extra))
+
+
+def runs(tmp_path: Path) -> list:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(tmp_path / "ckpt" / LATEST)["model"]
+
+
+def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
+    val_acc = train(compose_cfg(tmp_path, "tracking.log_model=true"))
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    assert m["best_val_acc"] == pytest.approx(val_acc)
+    for key in ("train_acc", "val_acc", "test_acc", "test_ece", "temperature", "baseline_majority_test_acc"):
+        assert key in m, key
+    client = MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [h.step for h in history] == list(range(6))
+    assert len(client.get_metric_history(run.info.run_id, "val_acc")) >= 2
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "splits", "bundle", "evaluation", "dataset.json"} <= names
+    split_files = {a.path for a in client.list_artifacts(run.info.run_id, "splits")}
+    assert {"splits/train.txt", "splits/val.txt", "splits/test.txt"} <= split_files
+    assert run.data.params["dataset.name"] == "sample_hirise"
+    assert len(run.data.params["data.labels_sha256"]) == 64
+    assert run.data.tags["mlflow.source.git.commit"]
+    bundle_path = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/bundle/model.pt", dst_path=str(tmp_path / "dl"))
+    bundle = ModelBundle.load(bundle_path)
+    assert bundle.class_names == ["other", "crater", "dark dune", "slope streak", "bright dune", "edge"]
+    assert bundle.temperature == pytest.approx(m["temperature"])
+    net = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    x = torch.zeros(1, 3, 64, 64)
+    torch.testing.assert_close(net.eval()(x), bundle.model.eval()(x))
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    a = train(compose_cfg(tmp_path / "a"))
+    wa = final_weights(tmp_path / "a")
+    train(compose_cfg(tmp_path / "b"))
+    wb = final_weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    train(compose_cfg(tmp_path / "c", "seed=1"))
+    wc = final_weights(tmp_path / "c")
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert a == pytest.approx(runs(tmp_path / "b")[0].data.metrics["best_val_acc"])
+
+
+def _train_cli(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, str(ROOT / "train.py"), *overrides_for(tmp_path, *extra),
+            f"hydra.run.dir={tmp_path}/hydra"]
+    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path):
+    long = ("trainer.max_iters=14", "trainer.checkpoint_every=2")
+    train(compose_cfg(tmp_path / "whole", *long))
+    reference = final_weights(tmp_path / "whole")
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = _train_cli(killed, *long)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ckpt = killed / "ckpt" / LATEST
+        if ckpt.exists() and load_checkpoint(ckpt)["state"]["iteration"] >= 4:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = load_checkpoint(killed / "ckpt" / LATEST)["state"]["iteration"]
+    assert 4 <= stopped_at < 14
+    (run,) = runs(killed)
+    assert run.info.status == "RUNNING"  # SIGKILL: nobody could end it
+
+    train(compose_cfg(killed, "trainer.resume=auto", *long))
+    resumed = final_weights(killed)
+    assert resumed.keys() == reference.keys()
+    for k in reference:
+        assert torch.equal(resumed[k], reference[k]), k
+    (run,) = runs(killed)  # the same run, continued
+    assert run.info.status == "FINISHED"
+    steps = {h.step for h in MlflowClient().get_metric_history(run.info.run_id, "train_loss")}
+    assert steps == set(range(14))
+
+
+def test_resume_with_a_different_config_names_the_keys(tmp_path):
+    train(compose_cfg(tmp_path))
+    ckpt = tmp_path / "ckpt" / LATEST
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(tmp_path, f"trainer.resume={ckpt}", "optim.lr=0.5", "trainer.batch_size=8"))
+    assert "optim.lr: 0.01 -> 0.5" in str(err.value)
+    assert "trainer.batch_size: 16 -> 8" in str(err.value)
+
+
+def test_resume_by_run_id(tmp_path):
+    train(compose_cfg(tmp_path, "trainer.max_iters=4"))
+    (run,) = runs(tmp_path)
+    before = final_weights(tmp_path)
+    train(compose_cfg(tmp_path, "trainer.max_iters=4", f"trainer.resume={run.info.run_id}"))
+    assert len(runs(tmp_path)) == 1  # continued, not a new run
+    after = final_weights(tmp_path)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # already at max_iters: nothing more
+
+
+def test_unknown_resume_value_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a checkpoint file"):
+        train(compose_cfg(tmp_path, "trainer.resume=nowhere.pt"))
+
+
+def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch):
+    from deepmars.training import loop as loop_mod
+
+    def boom(self, *a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loop_mod.Loop, "step", boom)
+    with pytest.raises(RuntimeError):
+        train(compose_cfg(tmp_path / "f"))
+    (run,) = runs(tmp_path / "f")
+    assert run.info.status == "FAILED"
+    assert "boom" in run.data.tags["deepmars.error"]
+
+    def interrupt(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_mod.Loop, "step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(compose_cfg(tmp_path / "k"))
+    (run,) = runs(tmp_path / "k")
+    assert run.info.status == "KILLED"
+
+
+def _sample_copy_with_corrupt_train_image(tmp_path: Path) -> tuple[Path, str]:
+    from deepmars.config import sample_root
+    from deepmars.data.dataset import load_dataset
+    from deepmars.splits import make_splits
+
+    root = tmp_path / "data"
+    shutil.copytree(sample_root("hirise"), root)
+    cfg = compose_cfg(tmp_path, f"dataset.root={root}")
+    victim = make_splits(load_dataset(cfg.dataset, root), cfg.split)["train"][0]
+    victim.path.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    return root, victim.name
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache):
+    root, victim = _sample_copy_with_corrupt_train_image(tmp_path)
+    n_train = len((root / "labels-map-proj.txt").read_text().splitlines())  # upper bound, refined below
+    train(compose_cfg(tmp_path, f"dataset.root={root}", f"trainer.cache={cache}", "trainer.max_iters=8",
+                      "trainer.batch_size=64"))
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    client = MlflowClient()
+    if cache == "memory":  # found when the cache is built, before the first iteration
+        assert m["unreadable_images"] == 1
+        listed = client.download_artifacts(run.info.run_id, "unreadable_images.tsv", str(tmp_path))
+        assert victim in Path(listed).read_text()
+    else:  # met in a batch: logged, skipped, counted once per image
+        assert m["unreadable_images_in_training"] == 1
+    splits = {a.path for a in client.list_artifacts(run.info.run_id, "splits")}
+    assert "splits/train.txt" in splits
+    assert m["train_n"] + m["val_n"] + m["test_n"] == n_train - 1
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    from deepmars.training import checkpoint as ck
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def flaky_save(obj, f, *a, **k):
+        calls["n"] += 1
+        if "state" in obj and obj["state"]["iteration"] == 4:
+            Path(f).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(ck.torch, "save", flaky_save)
+    train(compose_cfg(tmp_path))
+    ckpt = load_checkpoint(tmp_path / "ckpt" / LATEST)
+    assert ckpt["state"]["iteration"] == 6  # training went on and later checkpoints were written
+    assert ckpt["state"]["failed_checkpoints"] == 1
+    assert not list((tmp_path / "ckpt").glob(".*.tmp"))
+    (run,) = runs(tmp_path)
+    assert run.data.metrics["failed_checkpoints"] == 1
+
+
+def test_lr_mult_pattern_matching_nothing_stops_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="no_such_layer"):
+        train(compose_cfg(tmp_path, "+optim.lr_mult.no_such_layer=2"))
+
+
+def test_empty_split_is_an_error_before_training(tmp_path):
+    from deepmars.errors import DataError
+
+    with pytest.raises(DataError, match="no images"):
+        train(compose_cfg(tmp_path, "dataset=sample_msl", "split=sol", "split.sol_range.test=[5000,6000]"))
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FAILED" and "no images" in run.data.tags["deepmars.error"]
+    assert not (tmp_path / "ckpt").exists()  # nothing trained
+
+
+def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_others(tmp_path):
+    base = [a for a in overrides_for(tmp_path) if not a.startswith("trainer.checkpoint_dir")]
+    args = [sys.executable, str(ROOT / "train.py"), "-m", *base, "trainer.max_iters=3",
+            "trainer.checkpoint_dir=${hydra:runtime.output_dir}/ckpt",
+            "dataset.image_dir=map-proj,no_such_folder,map-proj", "optim.lr=0.01",
+            f"hydra.sweep.dir={tmp_path}/multirun"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0  # Hydra reports the failed job at the end of the sweep
+    all_runs = runs(tmp_path)
+    parents = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "sweep"]
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == 3
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    statuses = sorted(c.info.status for c in children)
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "no_such_folder" in failed.data.tags["deepmars.error"]
+    best = max(c.data.metrics["best_val_acc"] for c in children if c.info.status == "FINISHED")
+    assert parents[0].data.metrics["best_val_acc"] == pytest.approx(best)
