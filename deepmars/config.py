@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 from deepmars.errors import ConfigError
 
@@ -200,17 +200,43 @@ def _check_values(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.num_workers: must be >= 0, got {t.num_workers}")
 
 
+def _touch_all(node: DictConfig | ListConfig) -> None:
+    """Read every set value, so an interpolation that cannot resolve fails with its full key."""
+    for k in (node.keys() if isinstance(node, DictConfig) else range(len(node))):
+        if not OmegaConf.is_missing(node, k):
+            child = node[k]
+            if isinstance(child, (DictConfig, ListConfig)):
+                _touch_all(child)
+
+
+def _allowed_keys(key: str) -> str:
+    """'; allowed keys: [...]' for an unknown ``key``, from the schema node that would hold it."""
+    parent = key.rpartition(".")[0]
+    schema = OmegaConf.structured(TrainConfig)
+    node = OmegaConf.select(schema, parent) if parent else schema
+    if not isinstance(node, DictConfig) or OmegaConf.get_type(node) in (dict, None):
+        return ""
+    return f"; allowed keys: {sorted(str(k) for k in node.keys())}"
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Merge ``cfg`` into the schema (types, unknown keys) and check allowed values."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
-        OmegaConf.resolve(merged)
-        for key in ("dataset.name", "model.source", "model.name", "split.name"):
-            if OmegaConf.is_missing(merged, key):
+        try:
+            OmegaConf.resolve(merged)
+        except InterpolationResolutionError:
+            _touch_all(merged)  # raises the same error, now naming its key (resolve's does not)
+            raise
+        for key in ("dataset.name", "dataset.labels", "model.source", "model.name", "split.name"):
+            parent, _, leaf = key.rpartition(".")  # is_missing takes one key, not a dotted path
+            if OmegaConf.is_missing(OmegaConf.select(merged, parent), leaf):
                 raise ConfigError(f"{key} is required (missing value '???')")
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         msg = str(exc).splitlines()[0]
+        if isinstance(exc, ConfigKeyError) and key:
+            msg += _allowed_keys(key)
         raise ConfigError(f"{key}: {msg}" if key else msg) from None
     _check_values(merged)
     return merged
