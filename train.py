@@ -13,9 +13,10 @@ from deepmars.cli import run_cli
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    from deepmars.training.per_group import train_per_group
     from deepmars.training.run import train
 
-    return run_cli(train, cfg)
+    return run_cli(train_per_group if cfg.get("per_group") else train, cfg)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ class DatasetConfig:
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     drop_empty_classes: bool = True
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    # Keep only images whose file-name metadata match, e.g. {instrument: [ML]} (MSLNet-inst).
+    where: Dict[str, List[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +152,18 @@ class TrackingConfig:
     experiment: str = "deepmars"
     run_name: Optional[str] = None
     log_model: bool = True
+    # Set by MSLNet-inst (per_group) for its per-instrument runs; rarely set by hand.
+    parent_run_id: Optional[str] = None
+
+
+@dataclass
+class PerGroupConfig:
+    """One model per value of a file-name field, combined by routing (the paper's MSLNet-inst)."""
+
+    groups: List[str] = field(default_factory=list)
+    field: str = "instrument"  # after ``groups``: this name shadows dataclasses.field below it
+    # A single model (run id, runs:/..., models:/..., or bundle file) to report beside the routed one.
+    compare_model: Optional[str] = None
 
 
 @dataclass
@@ -162,6 +176,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    per_group: Optional[PerGroupConfig] = None
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -243,7 +258,7 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 # Keys that do not change what is trained: they may differ when resuming.
-RUN_ONLY_KEYS = ("trainer.resume", "trainer.progress", "trainer.threads", "trainer.num_workers",
+RUN_ONLY_KEYS = ("per_group", "trainer.resume", "trainer.progress", "trainer.threads", "trainer.num_workers",
                  "trainer.checkpoint_dir", "tracking", "trainer.cache", "dataset.root")
 
 

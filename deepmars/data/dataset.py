@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from deepmars.data.labels import (
     LabelLine, check_duplicates, check_images_exist, read_class_file, read_label_file,
 )
@@ -75,6 +77,29 @@ def _digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _plain(value) -> dict:
+    """A plain dict: OmegaConf node access per image made loading the full sets 5x slower."""
+    if value is None:
+        return {}
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else dict(value)
+
+
+def _where(samples: list[Sample], where: dict, name: str) -> list[Sample]:
+    """Keep samples whose file-name metadata match ``dataset.where`` (e.g. one instrument).
+
+    The class list is fixed before this filter, so models trained on subsets (MSLNet-inst) share
+    one output layout and their posteriors can be routed per image.
+    """
+    if not where:
+        return samples
+    wanted = {field: {str(v) for v in (vals if isinstance(vals, (list, tuple)) else [vals])}
+              for field, vals in where.items()}
+    kept = [s for s in samples if all(str(s.meta.get(f)) in vals for f, vals in wanted.items())]
+    if not kept:
+        raise DataError(f"dataset.where {where} matches no image of data set {name!r}")
+    return kept
+
+
 def load_dataset(cfg: Mapping, root: Path) -> LabeledDataset:
     """Read the label files named in ``cfg.labels`` under ``root``; validate every line."""
     labels = cfg.get("labels") or {}
@@ -94,12 +119,13 @@ def load_dataset(cfg: Mapping, root: Path) -> LabeledDataset:
     used = {ln.class_id for ln in all_lines}
     keep = [c for c in sorted(classes) if c in used or not cfg.get("drop_empty_classes", True)]
     index = {c: i for i, c in enumerate(keep)}
-    spec = dict(cfg.get("metadata") or {})
+    spec = _plain(cfg.get("metadata"))
     samples = [
         Sample(ln.name, image_dir / ln.name, ln.class_id, index[ln.class_id], origin,
                parse_metadata(ln.name, spec))
         for origin, lines in lines_by_origin.items() for ln in lines
     ]
+    samples = _where(samples, _plain(cfg.get("where")), str(cfg.get("name")))
     label_files = [root / rel for rel in labels.values()]
     return LabeledDataset(
         name=str(cfg["name"]), version=str(cfg.get("version", "")), root=root,

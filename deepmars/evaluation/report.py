@@ -70,6 +70,7 @@ def write_report(
     group_label: str = "instrument",
     compare: Mapping[str, Mapping[str, SplitPredictions]] | None = None,
     top_confused: int = 10,
+    temperature: float | None = None,
 ) -> dict[str, float]:
     """Evaluate one run's splits, write `out_dir/report.md` with its CSVs and PNGs, return scalar metrics.
 
@@ -78,7 +79,8 @@ def write_report(
     `calibration_split`. Threshold, calibration, drift, group and per-class sections cover every
     split except the training split (all splits if only that one is given). `compare` adds other
     models (name -> split -> predictions, e.g. {"MSLNet-inst": ...}) to a comparison table.
-    `dataset` ("msl", "hirise") adds the paper's numbers when known.
+    `dataset` ("msl", "hirise") adds the paper's numbers when known. `temperature`, when given,
+    is used as is (e.g. the one saved with a model being re-evaluated) instead of being fitted.
     """
     class_names = [str(c) for c in class_names]
     repeated = sorted({n for n in class_names if class_names.count(n) > 1})
@@ -96,9 +98,8 @@ def write_report(
     majority = majority_class(train.targets, c) if train is not None else None
     analysed = [s for s in splits if s != train_split] or list(splits)
 
-    temperature = None
     cal = splits.get(calibration_split)
-    if cal is not None and cal.n:
+    if temperature is None and cal is not None and cal.n:
         temperature = fit_temperature(cal.calibration_logits(), cal.targets)
 
     def evaluate(name: str, sp: SplitPredictions, t: float | None) -> SplitResult:

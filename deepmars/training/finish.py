@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from deepmars.data.cache import DecodedImages
 from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.evaluation import SplitPredictions, fit_temperature, write_report
+from deepmars.evaluation.apply import predictions_for
 from deepmars.models.bundle import ModelBundle
 from deepmars.training.checkpoint import BEST, load_checkpoint
 from deepmars.training.loop import Loop, predict_logits
@@ -28,15 +29,9 @@ PAPER_DATASETS = ("msl", "hirise")
 BUNDLE_ARTIFACT = "bundle"
 
 
-def split_predictions(model, data: DecodedImages, pre, batch_size: int) -> tuple[SplitPredictions, np.ndarray]:
+def split_predictions(model, data: DecodedImages, pre, batch_size: int) -> SplitPredictions:
     logits = predict_logits(model, data.images, pre, batch_size).numpy().reshape(len(data), -1)
-    sols = [s.meta.get("sol") for s in data.samples]
-    groups = [s.meta.get("instrument") for s in data.samples]
-    return SplitPredictions(
-        targets=data.targets, logits=logits,
-        sols=np.array(sols) if data.samples and all(v is not None for v in sols) else None,
-        groups=np.array(groups) if data.samples and all(v is not None for v in groups) else None,
-    ), logits
+    return predictions_for(data, logits=logits)
 
 
 def load_best(loop: Loop) -> None:
@@ -67,7 +62,7 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
             data = train_data
         else:
             data = decode_split(cfg, splits[name], pre, name)
-        preds[name], _ = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size))
+        preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size))
     vp = preds.get("val")
     temperature = fit_temperature(vp.logits, vp.targets) if vp is not None and vp.n else 1.0
     out_dir = loop.checkpoint_dir.parent / "evaluation"
@@ -99,7 +94,13 @@ def log_mlflow_model(model: torch.nn.Module, pre) -> None:
     timm graphs, while the pickled module reloads anywhere deepmars (and timm) is installed.
     """
     example = np.zeros((1, pre.channels, pre.img_size, pre.img_size), dtype=np.float32)
-    mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", input_example=example)
+    mlflow_log = logging.getLogger("mlflow.pytorch")
+    level = mlflow_log.level
+    mlflow_log.setLevel(logging.ERROR)  # its pickle warning is the choice documented above
+    try:
+        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", input_example=example)
+    finally:
+        mlflow_log.setLevel(level)
 
 
 def _summary(m: dict[str, float]) -> str:

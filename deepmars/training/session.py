@@ -54,7 +54,9 @@ class RunSession:
         if self.experiment_id is None:
             return self
         sweep = _hydra_sweep()
-        if sweep:
+        if self.cfg.tracking.get("parent_run_id"):
+            self.parent_id = str(self.cfg.tracking.parent_run_id)
+        elif sweep:
             self.parent_id = tracking.sweep_parent(self.experiment_id, *sweep)
         tags = {tracking.TAG_CONFIG_HASH: config_hash(self.cfg),
                 tracking.TAG_CHECKPOINT_DIR: str(self.checkpoint_dir),
@@ -76,7 +78,7 @@ class RunSession:
         if exc_type is not None:
             mlflow.set_tag("deepmars.error", f"{exc_type.__name__}: {exc}"[:5000])
         mlflow.end_run(status)
-        if self.parent_id:
+        if self.parent_id and not self.cfg.tracking.get("parent_run_id"):
             tracking.record_in_parent(self.parent_id, self.run_id, "val_acc", self.final_metric)
         log.info("MLflow run %s ended %s. Open the UI with: %s", self.run_id, status,
                  tracking.ui_command(mlflow.get_tracking_uri()))
