@@ -180,7 +180,7 @@ class TrainConfig:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "split.name": ("sol", "files", "source_image", "random"),
+    "split.name": ("sol", "files", "source_image", "random", "all"),
     "model.source": ("timm", "torchvision"),
     "optim.name": ("sgd", "adamw"),
     "schedule.policy": ("step", "multistep", "cosine", "constant"),

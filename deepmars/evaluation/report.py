@@ -71,6 +71,7 @@ def write_report(
     compare: Mapping[str, Mapping[str, SplitPredictions]] | None = None,
     top_confused: int = 10,
     temperature: float | None = None,
+    majority: int | None = None,
 ) -> dict[str, float]:
     """Evaluate one run's splits, write `out_dir/report.md` with its CSVs and PNGs, return scalar metrics.
 
@@ -80,7 +81,9 @@ def write_report(
     split except the training split (all splits if only that one is given). `compare` adds other
     models (name -> split -> predictions, e.g. {"MSLNet-inst": ...}) to a comparison table.
     `dataset` ("msl", "hirise") adds the paper's numbers when known. `temperature`, when given,
-    is used as is (e.g. the one saved with a model being re-evaluated) instead of being fitted.
+    is used as is (e.g. the one saved with a model being re-evaluated) instead of being fitted;
+    `majority` likewise gives the training set's most common class when the training split itself
+    is not evaluated.
     """
     class_names = [str(c) for c in class_names]
     repeated = sorted({n for n in class_names if class_names.count(n) > 1})
@@ -95,7 +98,8 @@ def write_report(
     paper = paper_results(dataset)
 
     train = splits.get(train_split)
-    majority = majority_class(train.targets, c) if train is not None else None
+    if train is not None:
+        majority = majority_class(train.targets, c)
     analysed = [s for s in splits if s != train_split] or list(splits)
 
     cal = splits.get(calibration_split)
