@@ -1,0 +1,81 @@
+"""MSLNet-inst (one model per instrument, routed) and re-evaluation of a logged model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+
+from deepmars.errors import DataError
+from deepmars.evaluation.rerun import evaluate_model
+from deepmars.training.per_group import train_per_group
+from deepmars.training.run import train
+from test_training import CONF, ROOT, _TEMPLATE_DB, compose_cfg, overrides_for, runs  # noqa: F401
+
+
+def test_per_instrument_models_are_trained_routed_and_compared(tmp_path):
+    train(compose_cfg(tmp_path / "single", "dataset=sample_msl", "split=sol"))
+    single = runs(tmp_path / "single")[0].info.run_id
+    store = tmp_path / "single" / "mlruns"
+    cfg = compose_cfg(tmp_path / "single", "dataset=sample_msl", "experiment=mslnet_inst",
+                      f"trainer.checkpoint_dir={tmp_path}/inst/ckpt", f"per_group.compare_model={single}",
+                      "trainer.max_iters=4")
+    val_acc = train_per_group(cfg)
+    all_runs = runs(tmp_path / "single")
+    parent = next(r for r in all_runs if r.data.tags.get("deepmars.kind") == "per_group")
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["instrument=MH", "instrument=ML", "instrument=MR"]
+    # each child trained on its own instrument only
+    for child in children:
+        inst = child.info.run_name.split("=")[1]
+        listed = mlflow.artifacts.download_artifacts(f"runs:/{child.info.run_id}/splits/train.txt", dst_path=str(tmp_path / child.info.run_id))
+        names = Path(listed).read_text().split()[::2]
+        assert names and all(Path(n).name[4:6] == inst for n in names)
+    m = parent.data.metrics
+    assert parent.info.status == "FINISHED"
+    assert m["val_acc"] == pytest.approx(val_acc)
+    assert {"test_acc", "single_model_test_acc", "test_acc_instrument_mh"} <= set(m)
+    report = mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/evaluation/report.md", dst_path=str(tmp_path / "r"))
+    text = Path(report).read_text()
+    assert "single model" in text and "sample_msl-inst" in text
+    assert store.exists()
+
+
+def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path):
+    train(compose_cfg(tmp_path))
+    (source,) = runs(tmp_path)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[
+            f"model_uri={source.info.run_id}", "dataset=sample_hirise", "split=source_image", "splits=[val,test]",
+            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval"])
+    metrics = evaluate_model(cfg)
+    assert metrics["temperature"] == pytest.approx(source.data.metrics["temperature"])
+    assert metrics["test_acc"] == pytest.approx(source.data.metrics["test_acc"])
+    assert metrics["val_acc"] == pytest.approx(source.data.metrics["val_acc"])
+    evaluation = next(r for r in runs(tmp_path) if r.data.tags.get("deepmars.kind") == "evaluation")
+    assert evaluation.data.tags["mlflow.parentRunId"] == source.info.run_id
+    assert (tmp_path / "eval" / "report.md").is_file()
+
+
+def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
+    train(compose_cfg(tmp_path))
+    (source,) = runs(tmp_path)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[
+            f"model_uri={source.info.run_id}", "dataset=sample_msl", "split=all",
+            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval"])
+    with pytest.raises(DataError) as err:
+        evaluate_model(cfg)
+    assert "only in the model: ['other', 'crater'" in str(err.value)
+    assert "only in the data set: ['apxs'" in str(err.value)
+
+
+def test_evaluate_cli_needs_a_model(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "dataset=sample_hirise", "split=all",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode != 0
+    assert "model_uri" in done.stderr
