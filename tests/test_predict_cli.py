@@ -28,8 +28,9 @@ def _no_repo_mlflow_store(tmp_path, monkeypatch):
 def catalog(tmp_path):
     path = tmp_path / "catalog.sqlite"
     with Catalog.open(path) as cat:
-        for model in ("runs:/a", "runs:/b"):
+        for model in ("runs:/b", "runs:/a"):  # runs:/a ran last
             cat.register_model(ModelInfo(model, CLASSES, "msl", 1.0, {}, {}))
+            cat.start_run(model, "/m", None, {})
         cat.write_batch([prediction_row(p, cls=c, conf=x, sol=s, instrument=i) for p, c, x, s, i in ROWS]
                         + [prediction_row("/m/a.JPG", model="runs:/b", cls="drill", conf=0.99, at="t0")],
                         [error_row("/m/bad.JPG")])
@@ -45,7 +46,8 @@ def run(capsys, *overrides: str) -> tuple[int, list[str], str]:
 def test_query_lists_matches_best_first_and_counts_per_class(catalog, capsys):
     code, lines, _ = run(capsys, "command=query", "class=wheel", "min_confidence=0.9", f"catalog={catalog}")
     assert code == 0
-    assert lines[0] == "model runs:/a  filters: class=wheel, confidence >= 0.9"  # the latest model by default
+    assert lines[0] == ("model runs:/a (latest run's of 2 models; model=... picks another)  "
+                        "filters: class=wheel, confidence >= 0.9")
     assert lines[1:5] == ["path\tclass\tconfidence", "/m/a.JPG\twheel\t0.9700", "/m/b.JPG\twheel\t0.9100",
                           "2 images match"]
     assert lines[5:] == ["images per class (confidence >= 0.9):", "  wheel                    2  <- class",

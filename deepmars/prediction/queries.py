@@ -31,16 +31,15 @@ class Selection:
     description: str
 
 
-def choose_model(catalog: Catalog, opts: QueryOptions, required: bool) -> str | None:
-    """The model id whose rows to read: the one named, the only one, or (query) the latest used."""
+def choose_model(catalog: Catalog, opts: QueryOptions) -> str | None:
+    """The model id whose rows to read: the one named, the only one, or that of the latest run."""
     ids = [m.model_id for m in catalog.models()]
     if opts.model is not None:
         return _named_model(opts, ids)
-    if not required or len(ids) <= 1:
+    if len(ids) <= 1:
         return ids[0] if ids else None
-    row = catalog.conn.execute(
-        "SELECT model_id FROM predictions ORDER BY classified_at DESC LIMIT 1").fetchone()
-    return row[0] if row else ids[0]
+    row = catalog.conn.execute("SELECT model_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    return row[0] if row and row[0] in ids else ids[0]
 
 
 def _named_model(opts: QueryOptions, ids: list[str]) -> str:
@@ -90,12 +89,14 @@ def run_query(opts: QueryOptions, out: TextIO | None = None) -> int:
     """Print matching images and counts per class; returns how many images matched."""
     out = out or sys.stdout
     with Catalog.open(opts.catalog, create=False) as catalog:
-        model_id = choose_model(catalog, opts, required=True)
+        model_id = choose_model(catalog, opts)
         if model_id is None:
             print(f"catalog {opts.catalog} has no predictions yet", file=out)
             return 0
         sel = selection(catalog, model_id, opts)
-        print(f"model {model_id}  filters: {sel.description}", file=out)
+        n_models = len(catalog.models())
+        note = f" (latest run's of {n_models} models; model=... picks another)" if n_models > 1 and not opts.model else ""
+        print(f"model {model_id}{note}  filters: {sel.description}", file=out)
         matched = _print_matches(catalog, sel, opts.limit, out)
         _print_counts(catalog, selection(catalog, model_id, opts, with_class=False), opts.class_name, out)
     return matched
@@ -140,7 +141,7 @@ def run_export(opts: ExportOptions, out: TextIO | None = None) -> int:
 
 def _export_rows(catalog: Catalog, opts: ExportOptions) -> tuple[list[tuple[str, str]], sqlite3.Cursor, str]:
     columns = catalog.column_types(opts.table)
-    model_id = choose_model(catalog, opts.query, required=False) if opts.query.model else None
+    model_id = choose_model(catalog, opts.query) if opts.query.model else None  # default: every model
     if opts.table == "predictions":
         sel = selection(catalog, model_id, opts.query)
         note = sel.description + ("" if opts.query.min_confidence == 0 else "; min_confidence=0 exports all")

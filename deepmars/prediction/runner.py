@@ -28,11 +28,10 @@ from deepmars.data.metadata import check_metadata_spec
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.catalog import LOOKUP_BLOCK, Catalog, ModelInfo, utc_now
 from deepmars.prediction.decode import DECODED, FAILED, KNOWN, Chunk, DecodePool, DecodeSettings, Item, process_path
+from deepmars.prediction.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 3
 MAX_LISTED_FAILURES = 10
 # Probabilities are stored to 6 decimals: float32 softmax carries about 7 significant digits, and
 # the catalog should not differ in noise digits between two runs over the same images.
@@ -87,27 +86,35 @@ def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = 
 
 
 def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool) -> RunSummary:
+    """Open the catalog, log the run, classify, and mark the run finished (a crash leaves it open)."""
     summary = RunSummary(catalog=opts.catalog, model_id=bundle.model_id)
     started = time.perf_counter()
     with Catalog.open(opts.catalog) as catalog:
         catalog.register_model(_model_info(bundle))
-        run_id = catalog.start_run(bundle.model_id, opts.input, None if opts.shard is None else opts.shard.label,
-                                   opts.as_record())
-        summary.total = count_inputs(opts.input, opts.shard)
-        settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
-                                  catalog_path=str(opts.catalog), model_id=bundle.model_id, reuse=not opts.force)
-        bar = tqdm(total=summary.total, unit="img", desc="predict", disable=not progress, smoothing=0.1,
-                   mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
-        with DecodePool(settings, opts.num_workers) as pool, bar:
-            todo = _pending(catalog, bundle.model_id, iter_inputs(opts.input, opts.shard), opts.force, summary, bar)
-            for chunk in pool.map(_chunks(todo, opts.batch_size)):
-                predictions, errors = _chunk_rows(chunk, bundle, catalog, settings, opts, summary)
-                catalog.write_batch(predictions, errors)
-                bar.update(len(chunk.items))
+        shard = None if opts.shard is None else opts.shard.label
+        run_id = catalog.start_run(bundle.model_id, opts.input, shard, opts.as_record())
+        _classify(catalog, opts, bundle, summary, progress)
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(run_id, summary.classified, summary.reused, summary.skipped, summary.failed,
                            summary.exit_code)
     return summary
+
+
+def _classify(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
+              progress: bool) -> None:
+    """Pending paths -> chunks decoded in workers -> inference -> one transaction per chunk."""
+    summary.total = count_inputs(opts.input, opts.shard)
+    settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
+                              catalog_path=str(opts.catalog), model_id=bundle.model_id, reuse=not opts.force)
+    # In a log file (no terminal) a line every 30 s, not a carriage-return stream.
+    bar = tqdm(total=summary.total, unit="img", desc="predict", disable=not progress, smoothing=0.1,
+               mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+    with DecodePool(settings, opts.num_workers) as pool, bar:
+        todo = _pending(catalog, bundle.model_id, iter_inputs(opts.input, opts.shard), opts.force, summary, bar)
+        for chunk in pool.map(_chunks(todo, opts.batch_size)):
+            predictions, errors = _chunk_rows(chunk, bundle, catalog, settings, opts, summary)
+            catalog.write_batch(predictions, errors)
+            bar.update(len(chunk.items))
 
 
 def _prepare_model(bundle: ModelBundle, threads: int | None) -> None:
@@ -175,9 +182,9 @@ def _chunk_rows(chunk: Chunk, bundle: ModelBundle, catalog: Catalog, settings: D
 
 
 def _infer(bundle: ModelBundle, pixels: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities for a stack of decoded uint8 images."""
+    """Calibrated probabilities for a stack of decoded uint8 images (the bundle's preprocessing)."""
     with warnings.catch_warnings():
-        # Arrays unpickled from a worker are read-only; inference only reads them, no copy needed.
+        # Arrays unpickled from a worker are read-only; preprocessing only reads them: no copy.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         batch = bundle.preprocess.eval_batch(pixels)
     return bundle.predict_proba(batch)
