@@ -28,8 +28,11 @@ def _count(catalog) -> int:
         return 0  # not created yet
 
 
-def _kill_after_first_batches(args: list[str], catalog, cwd, min_rows: int, timeout: float = 60) -> int:
-    """Start predict.py, SIGKILL its whole process group once ``min_rows`` rows are committed."""
+def _signal_after_first_batches(args: list[str], catalog, cwd, min_rows: int, sig: int = signal.SIGKILL,
+                                timeout: float = 60) -> tuple[int, str]:
+    """Start predict.py, signal its whole process group once ``min_rows`` rows are committed.
+
+    Returns (committed rows after the process ended, its stderr)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(PREDICT_PY), *args], cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -39,10 +42,11 @@ def _kill_after_first_batches(args: list[str], catalog, cwd, min_rows: int, time
             time.sleep(0.002)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the process and its decode workers, no cleanup
-        stderr = proc.communicate()[1]
-    assert proc.returncode == -signal.SIGKILL, f"predict.py ended by itself before the kill:\n{stderr.decode()}"
-    return _count(catalog)
+            os.killpg(proc.pid, sig)  # the process and its decode workers, as a terminal or OOM killer would
+        stderr = proc.communicate(timeout=timeout)[1].decode()
+    expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
+    assert proc.returncode == expected, f"predict.py exited {proc.returncode}, not {expected}:\n{stderr}"
+    return _count(catalog), stderr
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
@@ -58,7 +62,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
 
     catalog = tmp_path / "killed.sqlite"
     args = [f"input={folder}", f"model={model}", f"catalog={catalog}", "batch_size=4", "num_workers=1", "threads=1"]
-    rows_at_kill = _kill_after_first_batches(args, catalog, tmp_path, min_rows=8)
+    rows_at_kill, _ = _signal_after_first_batches(args, catalog, tmp_path, min_rows=8)
     assert 8 <= rows_at_kill < N_IMAGES + 2  # killed mid-run, with batches already committed
 
     rerun = run_predict(options(folder, model, catalog, batch_size=4), load_bundle(str(model)), out=io.StringIO(),
@@ -68,3 +72,13 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
         assert table_rows(catalog, table) == table_rows(tmp_path / "reference.sqlite", table), table
     with sqlite3.connect(catalog) as conn:  # the interrupted run is logged as such
         assert conn.execute("SELECT count(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 1
+
+
+def test_ctrl_c_stops_cleanly_with_exit_code_130(tmp_path):
+    write_images(tmp_path / "in", N_IMAGES, size=(320, 240))
+    model = tiny_bundle(tmp_path / "m.pt")
+    catalog = tmp_path / "c.sqlite"
+    args = [f"input={tmp_path / 'in'}", f"model={model}", f"catalog={catalog}", "batch_size=2", "threads=1"]
+    rows, stderr = _signal_after_first_batches(args, catalog, tmp_path, min_rows=2, sig=signal.SIGINT)
+    assert 2 <= rows < N_IMAGES
+    assert "interrupted: completed batches are in the catalog" in stderr and "Traceback" not in stderr

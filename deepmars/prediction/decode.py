@@ -18,6 +18,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -87,6 +88,8 @@ def init_worker(settings: DecodeSettings) -> None:
     """Process-pool initializer: the settings stay in the worker for every chunk it gets."""
     global _settings
     _settings = settings
+    # Ctrl-C reaches the whole process group: the main process stops the run, workers just exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _known(sha256: str, settings: DecodeSettings) -> bool:
