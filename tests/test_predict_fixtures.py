@@ -28,7 +28,6 @@ CONF_DIR = ROOT / "conf" / "predict"
 TINY = {"source": "timm", "name": "test_efficientnet", "pretrained": "none", "img_size": 64, "resize": 72}
 CLASSES = ["wheel", "drill", "ground", "sky", "mahli cal target"]
 MSL_METADATA = {"pattern": r"^(?P<sol>\d{4})(?P<instrument>M[LRH])", "types": {"sol": "int"}}
-TIME_COLUMNS = ("classified_at", "failed_at")
 
 
 def tiny_bundle(path: Path, seed: int = 0, temperature: float = 1.5) -> Path:
@@ -149,7 +148,7 @@ def error_row(path: str, model: str = "runs:/a", reason: str = "empty file (0 by
 
 def table_rows(catalog_path: Path, table: str) -> list[tuple]:
     """A table's rows without timestamps, sorted: what 'the same catalog' means in these tests."""
-    from deepmars.prediction.catalog import Catalog
+    from deepmars.prediction.catalog import TIME_COLUMNS, Catalog
 
     with Catalog.open(catalog_path, create=False) as catalog:
-        return catalog.rows(table, exclude=TIME_COLUMNS)
+        return catalog.rows(table, exclude=TIME_COLUMNS.values())

@@ -20,7 +20,6 @@ from deepmars.data.images import IMAGE_SUFFIXES
 from deepmars.errors import ConfigError
 
 _GLOB_CHARS = set("*?[")
-LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
 def is_image_name(name: str) -> bool:

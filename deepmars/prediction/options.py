@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
 from deepmars.errors import ConfigError
 from deepmars.prediction.inputs import Shard
@@ -125,12 +125,6 @@ def merge_options(cfg: Mapping) -> MergeOptions:
         raise ConfigError(f"catalog: the merge output {str(output)!r} is also one of the inputs; "
                           "merge into a new file")
     return MergeOptions(inputs=inputs, catalog=output)
-
-
-def to_plain(cfg: DictConfig | Mapping) -> dict:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return dict(cfg)
 
 
 # ------------------------------------------------------------------ value checks
