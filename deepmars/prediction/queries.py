@@ -119,7 +119,7 @@ def _print_counts(catalog: Catalog, sel: Selection, chosen: str | None, out: Tex
     rows = catalog.conn.execute(
         f"SELECT predicted_class, count(*) FROM predictions WHERE {sel.where} "
         "GROUP BY predicted_class ORDER BY count(*) DESC, predicted_class", sel.params).fetchall()
-    print(f"images per class ({sel.description}):", file=out)
+    print(f"images per class ({sel.description}):" + ("" if rows else " none"), file=out)
     width = max([12] + [len(name) for name, _ in rows])
     for name, n in rows:
         print(f"  {name:<{width}}  {n:>8}" + ("  <- class" if name == chosen else ""), file=out)
