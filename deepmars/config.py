@@ -78,6 +78,7 @@ class SplitConfig:
     field: str = "source_image"
     fractions: Optional[Dict[str, float]] = None
     tolerance: float = 0.02
+    candidates: int = 200
     seed: int = 0
 
 

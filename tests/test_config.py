@@ -118,7 +118,7 @@ def test_sample_dataset_and_split_load_and_split(tmp_path, dataset, split, sizes
 @pytest.mark.real_data
 @pytest.mark.parametrize(("overrides", "sizes"), [
     (["dataset=msl", "split=sol"], {"train": 3746, "val": 1640, "test": 1305}),
-    (["dataset=hirise"], {"train": 2733, "val": 556, "test": 531}),
+    (["dataset=hirise"], {"train": 2746, "val": 538, "test": 536}),
 ])
 def test_full_dataset_from_deepmars_data(real_data, monkeypatch, tmp_path, overrides, sizes):
     monkeypatch.setenv("DEEPMARS_DATA", str(real_data))
