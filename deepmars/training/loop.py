@@ -86,7 +86,11 @@ class Loop:
                 log.warning("skipping unreadable image %s: %s", path, reason)
                 st.corrupt.append([path, reason])
             lr = self.optimizer.param_groups[0]["lr"]
-            loss = self.step(images, targets, it) if images is not None else float("nan")
+            if images is not None:
+                loss = self.step(images, targets, it)
+            else:  # every image of this batch unreadable: no update, but the LR schedule moves on
+                loss = float("nan")
+                self.scheduler.step()
             st.iteration = it + 1
             pending[it] = {"train_loss": loss, "lr": lr}
             bar.update(loss, lr, 0 if images is None else len(images))
