@@ -8,9 +8,19 @@ Keys make a re-run after a crash converge to the uninterrupted result:
   moment leaves either the whole batch or none of it (SQLite rolls a half-written one back on the
   next open). With ``synchronous=NORMAL`` a committed batch survives a killed process.
 - ``runs`` logs each invocation (started, finished, counts); an interrupted run keeps its row with
-  no ``finished_at``, which is the only trace a crash leaves.
+  no ``finished_at``, which is the only trace a crash leaves. ``command`` says which tool ran.
 
-The file stays readable by any SQLite client; see ``SCHEMA`` for the columns.
+Schema 2 adds the landmark tables of ``python landmarks.py classify`` (issue 7), so one catalog
+holds both whole-image predictions and per-landmark classes of large orbital images:
+- ``landmark_images``: one row per (model, source image content) that was detected and classified,
+  with zero or more ``landmarks`` rows (box, class, calibrated confidence) and one
+  ``landmark_counts`` row per class of the model at the run's ``count_confidence``;
+- an image's rows, its counts and the removal of its path's error row are one transaction
+  (``deepmars/landmarks/store.py``), with the same crash guarantees as a predict batch.
+A schema-1 catalog is migrated in place when opened (``MIGRATIONS``): its tables and rows are kept
+as they are, the new tables are added, and ``runs`` gets ``command`` ('predict' for old rows).
+
+The file stays readable by any SQLite client; see ``SCHEMA`` and ``MIGRATIONS`` for the columns.
 """
 
 from __future__ import annotations
@@ -26,8 +36,10 @@ from pathlib import Path
 
 from deepmars.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# Schema 1, as predict.py first wrote it. A new catalog is created as schema 1 and migrated, so a
+# new and a migrated catalog have the same tables with the same column order.
 SCHEMA = """
 CREATE TABLE models (
     model_id     TEXT PRIMARY KEY,      -- runs:/<run_id>, or file:<path>#<sha256[:12]>
@@ -84,12 +96,82 @@ CREATE TABLE runs (
 );
 """
 
+# Schema 1 -> 2: the landmark tables. No ';' inside comments (statements are split on it).
+LANDMARK_SCHEMA = """
+ALTER TABLE runs ADD COLUMN command TEXT NOT NULL DEFAULT 'predict';  -- predict or landmarks
+CREATE TABLE landmark_images (
+    model_id        TEXT NOT NULL,
+    sha256          TEXT NOT NULL,      -- content hash of the source image: its identity
+    source_image    TEXT NOT NULL,      -- product id: file name up to its first dot
+    path            TEXT NOT NULL,      -- absolute path it was read from
+    file_size       INTEGER NOT NULL,
+    file_mtime_ns   INTEGER NOT NULL,   -- with path and file_size: unchanged files are skipped unread
+    source_width    INTEGER NOT NULL,
+    source_height   INTEGER NOT NULL,
+    working_width   INTEGER NOT NULL,   -- the frame landmarks were detected and cropped in
+    working_height  INTEGER NOT NULL,
+    landmarks       INTEGER NOT NULL,   -- its rows in landmarks
+    notes           TEXT NOT NULL,      -- why there are no or fewer landmarks, else empty
+    detector        TEXT NOT NULL,      -- JSON of the read/detect/crops settings: a change redoes it
+    overlay         TEXT,               -- overlay PNG relative to the catalog folder, NULL if none
+    classified_at   TEXT NOT NULL,
+    PRIMARY KEY (model_id, sha256)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX landmark_images_by_source ON landmark_images (model_id, source_image);
+CREATE INDEX landmark_images_by_path ON landmark_images (model_id, path);
+CREATE TABLE landmarks (
+    model_id        TEXT NOT NULL,
+    sha256          TEXT NOT NULL,      -- the landmark_images row it belongs to
+    landmark_id     INTEGER NOT NULL,   -- 1-based, the NNNN of the crop name
+    source_image    TEXT NOT NULL,
+    crop_file       TEXT,               -- <source_image>-NNNN.jpg when crops were written, else NULL
+    x               INTEGER NOT NULL,   -- box in working pixels
+    y               INTEGER NOT NULL,
+    w               INTEGER NOT NULL,
+    h               INTEGER NOT NULL,
+    src_x           INTEGER NOT NULL,   -- the same box in source (full-resolution) pixels
+    src_y           INTEGER NOT NULL,
+    src_w           INTEGER NOT NULL,
+    src_h           INTEGER NOT NULL,
+    area            INTEGER NOT NULL,   -- working pixels
+    salience        REAL NOT NULL,      -- mean salience over the region
+    predicted_class TEXT NOT NULL,
+    confidence      REAL NOT NULL,      -- calibrated probability of predicted_class
+    top_k           TEXT NOT NULL,      -- JSON [{"class": name, "p": probability}, ...]
+    abstained       INTEGER NOT NULL,   -- 1 when confidence < the run's min_confidence
+    classified_at   TEXT NOT NULL,
+    PRIMARY KEY (model_id, sha256, landmark_id)
+) WITHOUT ROWID;
+CREATE INDEX landmarks_by_class ON landmarks (model_id, predicted_class, confidence);
+CREATE TABLE landmark_counts (
+    model_id         TEXT NOT NULL,
+    sha256           TEXT NOT NULL,     -- the landmark_images row
+    count_confidence REAL NOT NULL,     -- posterior threshold of the count
+    class            TEXT NOT NULL,     -- every class of the model, so zero counts are rows too
+    source_image     TEXT NOT NULL,
+    n                INTEGER NOT NULL,  -- landmarks of class with confidence >= count_confidence
+    PRIMARY KEY (model_id, sha256, count_confidence, class)
+) WITHOUT ROWID;
+CREATE INDEX landmark_counts_by_class ON landmark_counts (model_id, class, count_confidence, n)
+"""
+
+# Version reached -> the statements that reach it from the version before.
+MIGRATIONS = {2: LANDMARK_SCHEMA}
+
 PREDICTION_COLUMNS = (
     "model_id", "path", "sha256", "file_size", "file_mtime_ns", "width", "height", "sol",
     "instrument", "source_image", "metadata", "predicted_class", "confidence", "top_k",
     "abstained", "classified_at")
 ERROR_COLUMNS = ("model_id", "path", "sha256", "file_size", "file_mtime_ns", "reason", "failed_at")
-TIME_COLUMNS = {"predictions": "classified_at", "errors": "failed_at"}
+LANDMARK_IMAGE_COLUMNS = (
+    "model_id", "sha256", "source_image", "path", "file_size", "file_mtime_ns", "source_width", "source_height",
+    "working_width", "working_height", "landmarks", "notes", "detector", "overlay", "classified_at")
+LANDMARK_COLUMNS = (
+    "model_id", "sha256", "landmark_id", "source_image", "crop_file", "x", "y", "w", "h", "src_x", "src_y",
+    "src_w", "src_h", "area", "salience", "predicted_class", "confidence", "top_k", "abstained", "classified_at")
+LANDMARK_COUNT_COLUMNS = ("model_id", "sha256", "count_confidence", "class", "source_image", "n")
+TIME_COLUMNS = {"predictions": "classified_at", "errors": "failed_at", "landmark_images": "classified_at",
+                "landmarks": "classified_at"}
 
 _INSERT_PREDICTION = (f"INSERT OR REPLACE INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
                       f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})")
@@ -140,8 +222,8 @@ class Catalog:
         """Open (and with ``create``, create) a catalog; DataError if it is not one we can use."""
         path = Path(path)
         if not create and not path.is_file():
-            raise DataError("no such catalog (run `python predict.py input=... model=...` first, "
-                            "or set catalog=...)", path)
+            raise DataError("no such catalog (run `python predict.py input=... model=...` or `python "
+                            "landmarks.py classify input=... model=...` first, or set catalog=...)", path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(path, timeout=60, isolation_level=None)
@@ -178,11 +260,15 @@ class Catalog:
                 for r in rows]
 
     # -------------------------------------------------------------------- runs
-    def start_run(self, model_id: str, input_spec: str, shard: str | None, config: dict) -> str:
+    def start_run(self, model_id: str, input_spec: str, shard: str | None, config: dict,
+                  command: str = "predict") -> str:
+        """Log a run as started; ``command`` is the tool (predict or landmarks) that writes its rows."""
         run_id = uuid.uuid4().hex
         self.conn.execute(
-            "INSERT INTO runs (run_id, model_id, input, shard, started_at, config) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, model_id, input_spec, shard, utc_now(), json.dumps(config, sort_keys=True, default=str)))
+            "INSERT INTO runs (run_id, model_id, input, shard, started_at, config, command) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, model_id, input_spec, shard, utc_now(), json.dumps(config, sort_keys=True, default=str),
+             command))
         return run_id
 
     def finish_run(self, run_id: str, classified: int, reused: int, skipped: int, failed: int,
@@ -245,6 +331,7 @@ class Catalog:
 
 
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create a new catalog, or migrate an older one in place; refuse what we cannot read."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
@@ -252,19 +339,33 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise DataError(f"catalog schema {version} was written by a newer deepmars; this one reads "
                         f"schema {SCHEMA_VERSION}", path)
     tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-    if tables:
+    if version == 0 and tables:
         raise DataError("an SQLite file that is not a deepmars catalog (no schema version); "
                         "choose another catalog path", path)
     conn.execute("BEGIN IMMEDIATE")
-    # Re-check inside the write lock: two shards may create the same file at once.
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    try:
+        # Re-read inside the write lock: two processes may create or migrate the same file at once.
+        _upgrade(conn, conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("COMMIT")
-        return
-    # Statement by statement (executescript would commit early); SCHEMA has no ';' in comments.
-    for statement in filter(str.strip, SCHEMA.split(";")):
-        conn.execute(statement)
+    except BaseException:
+        conn.execute("ROLLBACK")  # a failed migration leaves the catalog as it was
+        raise
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """From ``version`` to SCHEMA_VERSION, inside the caller's transaction (SQLite DDL is transactional)."""
+    if version == 0:
+        _execute_script(conn, SCHEMA)
+        version = 1
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        _execute_script(conn, MIGRATIONS[target])
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    conn.execute("COMMIT")
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    # Statement by statement (executescript would commit early); the scripts have no ';' in comments.
+    for statement in filter(str.strip, script.split(";")):
+        conn.execute(statement)
 
 
 def open_reader(path: str | Path) -> sqlite3.Connection:

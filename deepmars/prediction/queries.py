@@ -32,13 +32,15 @@ class Selection:
 
 
 def choose_model(catalog: Catalog, opts: QueryOptions) -> str | None:
-    """The model id whose rows to read: the one named, the only one, or that of the latest run."""
+    """The model id whose rows to read: the one named, the only one, or that of the latest predict run."""
     ids = [m.model_id for m in catalog.models()]
     if opts.model is not None:
         return _named_model(opts, ids)
     if len(ids) <= 1:
         return ids[0] if ids else None
-    row = catalog.conn.execute("SELECT model_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    # Landmark runs (landmarks.py classify) share the runs table; their models have no predictions.
+    row = catalog.conn.execute("SELECT model_id FROM runs WHERE command = 'predict' "
+                               "ORDER BY started_at DESC LIMIT 1").fetchone()
     return row[0] if row and row[0] in ids else ids[0]
 
 
