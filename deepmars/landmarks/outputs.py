@@ -47,10 +47,39 @@ any line still holding {placeholder} and names it, so a forgotten crop cannot en
 To train on it: point the HiRISE data set config at this folder, e.g.
     python train.py dataset=hirise dataset.root={root}
 
+{trace}
+"""
+_TRACE_CSV = """\
 landmarks.csv traces every crop to its pixels: x, y, w, h is the landmark's box in the working
 image (the frame the crops are cut from), src_* the same box in source pixels, crop_* the square
-crop (box + margin; past the image edge it is padded with black).
-"""
+crop (box + margin; past the image edge it is padded with black)."""
+
+
+def write_labeling_guide(out_dir: Path, placeholder: int, trace: str = _TRACE_CSV) -> None:
+    """The class map to label with and LABELING.txt; ``trace`` says where each crop's box is recorded."""
+    with open(out_dir / "landmarks_mp_classmap.csv", "w", encoding="utf-8") as f:
+        f.writelines(f"{i},{name}\n" for i, name in enumerate(HIRISE_CLASSES))
+    (out_dir / "LABELING.txt").write_text(_LABELING.format(
+        labels=LABELS_FILE, placeholder=placeholder, root=out_dir.resolve(), trace=trace))
+
+
+def update_labels_template(out_dir: Path, placeholder: int) -> int:
+    """Append a placeholder line for each crop in map-proj/ that the labels file does not list yet.
+
+    Existing lines are kept as they are, labels a person has filled in included, so incremental
+    runs into one folder only ever add lines. Written to a temporary file and renamed: a crash
+    leaves the old file or the new one. Returns the number of lines added.
+    """
+    labels = out_dir / LABELS_FILE
+    lines = labels.read_text(encoding="utf-8").splitlines() if labels.is_file() else []
+    listed = {line.split(maxsplit=1)[0] for line in lines if line.strip()}
+    new = sorted(p.name for p in (out_dir / IMAGE_DIR).glob("*.jpg") if p.name not in listed)
+    if new or not labels.is_file():
+        tmp = labels.with_name(labels.name + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in lines + [f"{name} {placeholder}" for name in new]),
+                       encoding="utf-8")
+        tmp.replace(labels)
+    return len(new)
 
 
 class DatasetWriter:
@@ -70,10 +99,7 @@ class DatasetWriter:
         self._write_static()
 
     def _write_static(self) -> None:
-        with open(self.out_dir / "landmarks_mp_classmap.csv", "w", encoding="utf-8") as f:
-            f.writelines(f"{i},{name}\n" for i, name in enumerate(HIRISE_CLASSES))
-        (self.out_dir / "LABELING.txt").write_text(_LABELING.format(
-            labels=LABELS_FILE, placeholder=self.settings.output.placeholder_label, root=self.out_dir.resolve()))
+        write_labeling_guide(self.out_dir, self.settings.output.placeholder_label)
 
     def add(self, result: ImageLandmarks) -> None:
         """Write one image's crops, label lines, box rows, overlay and summary row."""

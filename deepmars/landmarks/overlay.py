@@ -7,7 +7,7 @@ per landmark (and optionally the full class order, so colours agree across image
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -28,12 +28,18 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _colours(names: Sequence[str], class_order: Sequence[str] | None) -> dict[str, tuple[int, int, int]]:
+RGB = tuple[int, int, int]
+
+
+def _colours(names: Sequence[str], class_order: Sequence[str] | None,
+             fixed: Mapping[str, RGB] | None = None) -> dict[str, RGB]:
     if set(names) <= {UNCLASSIFIED}:
         return {UNCLASSIFIED: (255, 200, 0)}  # one colour that stands out on grey terrain
-    order = list(class_order or [])
-    order += sorted(set(names) - set(order))
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
+    fixed = dict(fixed or {})
+    order = [name for name in class_order or [] if name not in fixed]
+    order += sorted(set(names) - set(order) - set(fixed))
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
+    return colours | {name: colour for name, colour in fixed.items() if name in names}
 
 
 def _legend(draw: ImageDraw.ImageDraw, counts: Counter, colours: dict, font, unit: int) -> None:
@@ -45,13 +51,19 @@ def _legend(draw: ImageDraw.ImageDraw, counts: Counter, colours: dict, font, uni
     draw.rectangle([unit, unit, unit + width, unit + line * len(rows) + unit], fill=(255, 255, 255))
     for i, (name, n) in enumerate(rows):
         y = unit * 2 + i * line
-        draw.rectangle([unit * 2, y, unit * 2 + unit, y + unit], fill=colours.get(name, (0, 0, 0)))
+        # Outlined, so a white swatch shows on the white legend.
+        draw.rectangle([unit * 2, y, unit * 2 + unit, y + unit], fill=colours.get(name, (0, 0, 0)), outline=(0, 0, 0))
         draw.text((unit * 4, y - unit // 4), f"{name}: {n}" if n else name, fill=(0, 0, 0), font=font)
 
 
 def write_overlay(working: WorkingImage, landmarks: Sequence[Landmark], path: str | Path, max_side: int = 1500,
-                  classes: Sequence[str] | None = None, class_order: Sequence[str] | None = None) -> Path:
-    """Write the overlay PNG; ``classes[i]`` names landmark i's class (None: all unclassified)."""
+                  classes: Sequence[str] | None = None, class_order: Sequence[str] | None = None,
+                  fixed_colours: Mapping[str, RGB] | None = None) -> Path:
+    """Write the overlay PNG; ``classes[i]`` names landmark i's class (None: all unclassified).
+
+    ``fixed_colours`` pins a colour to a name outside the palette order (the classifier draws its
+    below-threshold boxes white, listed last in the legend).
+    """
     names = list(classes) if classes is not None else [UNCLASSIFIED] * len(landmarks)
     if len(names) != len(landmarks):
         raise ValueError(f"{len(names)} class names for {len(landmarks)} landmarks")
@@ -60,7 +72,7 @@ def write_overlay(working: WorkingImage, landmarks: Sequence[Landmark], path: st
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     img = Image.fromarray(working.pixels, mode="L").resize(size, Image.Resampling.BOX).convert("RGB")
     draw = ImageDraw.Draw(img)
-    colours = _colours(names, class_order)
+    colours = _colours(names, class_order, fixed_colours)
     line = max(1, round(max(size) / 600))
     for lm, name in zip(landmarks, names, strict=True):
         box = [lm.x * factor, lm.y * factor, (lm.x + lm.w) * factor - 1, (lm.y + lm.h) * factor - 1]
