@@ -9,7 +9,11 @@ Modules, one concept each:
     pipeline  one image -> landmarks + crops (the seam for classification)
     overlay   boxes drawn on the downsampled image, coloured by class
     outputs   the HiRISE-v1-layout data set folder and its tables
-    batch     many images, bad ones reported, and the landmarks.py entry
+    batch     many images, bad ones reported: the detect command
+    classify  landmarks -> a trained model -> the prediction catalog and overlays: the classify command
+    store     the catalog's landmark tables: skip look-ups and per-image transactions
+    query     images with at least N landmarks of a class: the query command
+    options   classify/query settings; cli: the landmarks.py commands and exit codes
     synthetic generated scenes with known landmarks (tests, benchmark)
 """
 

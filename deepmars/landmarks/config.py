@@ -1,4 +1,4 @@
-"""Landmark detector settings: typed, validated once at start, from ``conf/landmarks.yaml``.
+"""Landmark detector settings: typed, validated once at start, from ``conf/landmarks/landmarks.yaml``.
 
 Every check names the config key and the allowed values, so a typo fails before any image is read.
 """

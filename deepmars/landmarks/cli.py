@@ -1,0 +1,107 @@
+"""The ``landmarks.py`` commands and their exit codes.
+
+``python landmarks.py [detect|classify|query] key=value ...``: the first word, when it is a command,
+is shorthand for ``command=<word>`` (default: detect); everything else is an ordinary Hydra override
+of ``conf/landmarks/landmarks.yaml``.
+
+Exit codes of classify and query are predict.py's (``deepmars/prediction/cli.py``): 0 done, 1 a bug
+(traceback printed), 2 usage error (the key is named), 3 finished but some images failed (listed,
+and kept in the catalog's errors table), 4 could not run (model, input or catalog unusable),
+130 interrupted (images finished so far are in the catalog; the same command continues). detect
+keeps its own: 0 done, 2 usage, 4 could not run; a bad image is reported in its images.csv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from deepmars.cli import run_cli
+from deepmars.errors import ConfigError, DeepMarsError
+from deepmars.landmarks import options
+from deepmars.prediction.cli import EXIT_CANNOT_RUN, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+_task_started = False
+
+
+def main(cfg: Mapping[str, Any]) -> int:
+    """Run the configured command (a plain, resolved config dict); returns the exit code."""
+    global _task_started
+    _task_started = True
+    command = _guarded(options.command_of, cfg)
+    if isinstance(command, int):
+        return command
+    if command == "detect":
+        run_cli(_detect, cfg)  # exits 2 or 4 itself on an error, as landmarks.py always has
+        return EXIT_OK
+    return _guarded(_classify if command == "classify" else _query, cfg)
+
+
+def _guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any]) -> Any:
+    """``fn(cfg)``; every error becomes a message and an exit code."""
+    try:
+        return fn(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DeepMarsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print("interrupted: images finished so far are in the catalog; run the same command again to "
+              "continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit with a distinct code
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _detect(cfg: Mapping[str, Any]) -> object:
+    from deepmars.landmarks.batch import run_from_config
+
+    if cfg.get("model") is not None:
+        # A model with the default command would silently only detect: say how to classify.
+        raise ConfigError(f"model: set to {cfg['model']!r}, but detect does not classify; run "
+                          "python landmarks.py classify input=... model=... catalog=...")
+    return run_from_config(cfg)
+
+
+def _classify(cfg: Mapping[str, Any]) -> int:
+    from deepmars.landmarks.batch import find_images
+    from deepmars.landmarks.classify import run_classify
+    from deepmars.landmarks.config import settings_from_config
+    from deepmars.models.loading import load_bundle
+
+    settings = settings_from_config(cfg)
+    opts = options.classify_options(cfg)
+    paths = find_images(opts.input)  # a missing input fails before the model is loaded
+    bundle = load_bundle(opts.model, opts.tracking_uri)
+    return run_classify(paths, settings, opts, bundle).exit_code
+
+
+def _query(cfg: Mapping[str, Any]) -> int:
+    from deepmars.landmarks.query import run_query
+
+    run_query(options.query_options(cfg))
+    return EXIT_OK
+
+
+def positional_command(argv: list[str]) -> list[str]:
+    """``landmarks.py classify a=b`` -> ``landmarks.py command=classify a=b`` (the first word only)."""
+    if len(argv) > 1 and argv[1] in options.COMMANDS:
+        return [argv[0], f"command={argv[1]}", *argv[2:]]
+    return list(argv)
+
+
+@contextlib.contextmanager
+def usage_exit_codes() -> Iterator[None]:
+    """Hydra exits 1 on a bad override before our task runs; report that as a usage error (2)."""
+    try:
+        yield
+    except SystemExit as exc:
+        if not _task_started and exc.code not in (0, None):
+            raise SystemExit(EXIT_USAGE) from None
+        raise
