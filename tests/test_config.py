@@ -182,17 +182,32 @@ def test_optuna_search_preset_composes(tmp_path):
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_preset_is_its_groups_plus_its_values(tmp_path, name):
-    """``experiment=x`` == the groups x names, with x's own values on top; and it validates."""
+def _preset_parts(name: str) -> tuple[list[str], list]:
+    """(group overrides, own values) of a preset, after those of the presets it builds on."""
     preset = OmegaConf.load(CONF / "experiment" / f"{name}.yaml")
-    groups = []
+    groups, bodies = [], []
     for entry in preset.get("defaults", []):
+        if entry == "_self_":
+            continue
+        if isinstance(entry, str):  # another preset of the group, e.g. mslnet_inst on msl_lite0
+            base_groups, base_bodies = _preset_parts(entry)
+            groups += base_groups
+            bodies += base_bodies
+            continue
         (key, option), = entry.items()
         assert key.startswith("override /"), f"{name}: defaults entry {entry}"
         groups.append(f"{key.removeprefix('override /')}={option}")
-    body = OmegaConf.masked_copy(preset, [k for k in preset if k != "defaults"])
-    expected = OmegaConf.merge(compose_raw(groups), body)
+    bodies.append(OmegaConf.masked_copy(preset, [k for k in preset if k != "defaults"]))
+    return groups, bodies
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_preset_is_its_groups_plus_its_values(tmp_path, name):
+    """``experiment=x`` == the groups x names, with x's own values on top; and it validates."""
+    groups, bodies = _preset_parts(name)
+    base = compose_raw(groups)
+    OmegaConf.set_struct(base, False)  # a preset may add a key of its own (per_group)
+    expected = OmegaConf.merge(base, *bodies)
     got = compose_raw([f"experiment={name}"])
     assert OmegaConf.to_container(got) == OmegaConf.to_container(expected)
     cfg = compose_run([f"experiment={name}"], tmp_path)
@@ -213,7 +228,7 @@ def test_paper_presets_are_present_and_carry_the_paper_recipe(tmp_path):
 # --- mistakes name the key and what is allowed ---------------------------------------------------------
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["split.name=bogus"], "split.name: 'bogus' is not one of ['sol', 'files', 'source_image', 'random']"),
+    (["split.name=bogus"], "split.name: 'bogus' is not one of ['sol', 'files', 'source_image', 'random', 'all']"),
     (["trainer.cache=disk"], "trainer.cache: 'disk' is not one of ['memory', 'none']"),
     (["trainer.batch_size=abc"], "trainer.batch_size: Value 'abc' of type 'str' could not be converted to Integer"),
     (["trainer.batch_size=0"], "trainer.batch_size: must be > 0, got 0"),
