@@ -284,7 +284,7 @@ def test_train_help_lists_the_config_groups():
     assert out.returncode == 0, out.stderr
     for line in ["dataset: hirise, msl, sample_hirise, sample_msl", "model: alexnet, efficientnet_lite0, timm, tiny",
                  "optim: adamw, sgd", "schedule: constant, cosine, multistep, step",
-                 "split: files, random, sol, source_image", "tracking: mlflow, none", "trainer: default"]:
+                 "split: all, files, random, sol, source_image", "tracking: mlflow, none", "trainer: default"]:
         assert f"\n{line}\n" in out.stdout, line
     assert "experiment: " + ", ".join(EXPERIMENTS) in out.stdout
 

@@ -76,6 +76,6 @@ def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
 
 def test_evaluate_cli_needs_a_model(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "dataset=sample_hirise", "split=all",
-                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode != 0
     assert "model_uri" in done.stderr

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def _checked(cfg: DictConfig) -> DictConfig:
+    if OmegaConf.is_missing(cfg, "model_uri"):
+        raise ConfigError("model_uri is required: a run id, runs:/<id>, models:/<name>@<alias> or a model.pt file")
     for key, schema in (("dataset", DatasetConfig), ("split", SplitConfig), ("tracking", TrackingConfig)):
         try:
             cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
