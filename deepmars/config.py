@@ -139,6 +139,8 @@ class TrainerConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     class_balance: str = "none"
     label_smoothing: float = 0.0
+    head_init: str = "random"
+    probe_c: float = 1.0
     resume: Optional[str] = None
     checkpoint_dir: str = "checkpoints"
     progress: str = "auto"
@@ -187,6 +189,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule.policy": ("step", "multistep", "cosine", "constant"),
     "trainer.cache": ("memory", "none"),
     "trainer.class_balance": ("none", "sampler", "loss"),
+    "trainer.head_init": ("random", "linear_probe"),
     "trainer.progress": ("auto", "bar", "log"),
     "dataset.classes.format": ("indexed", "csv"),
 }

@@ -25,6 +25,7 @@ from deepmars.models.factory import build_model, head_prefix
 from deepmars.splits import check_splits, make_splits, split_table
 from deepmars.training.batches import BatchPlan, class_balance_weights, memory_batches, streaming_batches
 from deepmars.training.finish import finish_run
+from deepmars.training.head_init import init_head_by_probe
 from deepmars.training.loop import Loop
 from deepmars.training.param_groups import build_param_groups, describe_param_groups
 from deepmars.training.resume import Resume, find_resume
@@ -97,6 +98,13 @@ def train_batches(cfg: DictConfig, train: DecodedImages | list[Sample], pre: Pre
     return streaming_batches(train, pre, plan, start, stop, int(cfg.trainer.num_workers))
 
 
+def probe_head(cfg: DictConfig, model: torch.nn.Module, train_data, train_samples: list[Sample], pre: Preprocess) -> dict:
+    """LP-FT's first stage, on the decoded training images (decoded here if not cached)."""
+    data = train_data if isinstance(train_data, DecodedImages) else decode_split(cfg, train_samples, pre, "train")
+    head = model.get_submodule(head_prefix(model, cfg.model))
+    return init_head_by_probe(model, head, data, pre, float(cfg.trainer.probe_c), int(cfg.trainer.eval_batch_size))
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """A scheduler's SIGTERM ends the run as KILLED, like Ctrl-C, after the last checkpoint."""
@@ -130,6 +138,8 @@ def train(cfg: DictConfig) -> float:
         train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
         val = decode_split(cfg, splits["val"], pre, "val")
         max_iters = total_iters(cfg, len(train_data))
+        if resume is None and cfg.trainer.head_init == "linear_probe":
+            session.log_metrics(probe_head(cfg, model, train_data, splits["train"], pre), step=0)
         optimizer = build_optimizer(cfg, model)
         targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
         loop = Loop(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.schedule, max_iters),
