@@ -95,7 +95,10 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     compare = {}
     if cfg.per_group.compare_model:
         single = load_bundle(str(cfg.per_group.compare_model), cfg.tracking.uri and tracking.resolve_uri(str(cfg.tracking.uri)))
-        compare["single model"] = {n: _single(single, d, batch) for n, d in data.items()}
+        # The single model sees images through its own preprocessing (its input size may differ).
+        compare["single model"] = {
+            n: _single(single, decode_for(single, splits[n], int(cfg.trainer.num_workers), f"decode {n}"), batch)
+            for n in data}
     name = f"{cfg.dataset.name}-inst"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(cfg.trainer.checkpoint_dir).parent / "evaluation_per_group" if cfg.trainer.checkpoint_dir else Path(tmp)
