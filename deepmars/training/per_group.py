@@ -95,10 +95,11 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     compare = {}
     if cfg.per_group.compare_model:
         single = load_bundle(str(cfg.per_group.compare_model), cfg.tracking.uri and tracking.resolve_uri(str(cfg.tracking.uri)))
-        # The single model sees images through its own preprocessing (its input size may differ).
-        compare["single model"] = {
-            n: _single(single, decode_for(single, splits[n], int(cfg.trainer.num_workers), f"decode {n}"), batch)
-            for n in data}
+        # The single model sees images through its own preprocessing (its input size may differ);
+        # the images already decoded are reused when it is the same.
+        own = data if single.preprocess == first.preprocess else {
+            n: decode_for(single, splits[n], int(cfg.trainer.num_workers), f"decode {n}") for n in data}
+        compare["single model"] = {n: _single(single, d, batch) for n, d in own.items()}
     name = f"{cfg.dataset.name}-inst"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(cfg.trainer.checkpoint_dir).parent / "evaluation_per_group" if cfg.trainer.checkpoint_dir else Path(tmp)
