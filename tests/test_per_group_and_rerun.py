@@ -79,3 +79,27 @@ def test_evaluate_cli_needs_a_model(tmp_path):
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode != 0
     assert "model_uri" in done.stderr
+
+
+def test_the_single_model_is_compared_through_its_own_preprocessing(tmp_path, monkeypatch):
+    # A 224 px single model was once scored on the per-instrument models' 160 px images.
+    import deepmars.training.per_group as per_group
+
+    train(compose_cfg(tmp_path / "single", "dataset=sample_msl", "split=sol", "model.img_size=48", "model.resize=56"))
+    single = runs(tmp_path / "single")[0]
+    seen: list[tuple[int, int]] = []
+    real = per_group.bundle_logits
+
+    def spy(bundle, data, batch):
+        seen.append((bundle.preprocess.resize, data.images.shape[1]))
+        return real(bundle, data, batch)
+
+    monkeypatch.setattr(per_group, "bundle_logits", spy)
+    cfg = compose_cfg(tmp_path / "single", "dataset=sample_msl", "experiment=mslnet_inst",
+                      f"trainer.checkpoint_dir={tmp_path}/inst/ckpt", f"per_group.compare_model={single.info.run_id}",
+                      "trainer.max_iters=2")
+    train_per_group(cfg)
+    assert {model for model, _ in seen} == {56, 72}
+    assert all(model == decoded for model, decoded in seen)
+    parent = next(r for r in runs(tmp_path / "single") if r.data.tags.get("deepmars.kind") == "per_group")
+    assert parent.data.metrics["single_model_test_acc"] == pytest.approx(single.data.metrics["test_acc"])
