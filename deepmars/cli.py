@@ -1,20 +1,31 @@
-"""What the entry points share: a DeepMarsError is printed as one clear message, not a traceback."""
+"""What the entry points share: exit codes, and errors printed as one clear message, not a traceback.
+
+Exit codes of every entry point:
+  0  done, no image failed
+  1  internal error (a bug: the traceback is printed)
+  2  usage error: unknown key, bad override syntax, or a value not allowed (the key is named)
+  3  finished, but some images failed (listed at the end and kept in the catalog's errors table)
+  4  could not run: the data, model, an input, or the catalog cannot be used (the reason is printed)
+  130 interrupted (Ctrl-C): work finished so far is kept, the same command continues it
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
-from typing import TypeVar
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from deepmars.errors import ConfigError, DeepMarsError
 
 T = TypeVar("T")
 log = logging.getLogger("deepmars")
 
-# The same codes as predict.py: 2 a config/usage error, 4 could not run (data, weights, model).
-EXIT_USAGE = 2
-EXIT_CANNOT_RUN = 4
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+_task_started = False
 
 
 def _in_multirun() -> bool:
@@ -41,3 +52,46 @@ def run_cli(fn: Callable[..., T], *args, **kwargs) -> T:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_CANNOT_RUN)
+
+
+def positional_command(argv: list[str], commands: tuple[str, ...]) -> list[str]:
+    """``tool.py query a=b`` -> ``tool.py command=query a=b`` (the first word only)."""
+    if len(argv) > 1 and argv[1] in commands:
+        return [argv[0], f"command={argv[1]}", *argv[2:]]
+    return list(argv)
+
+
+@contextlib.contextmanager
+def usage_exit_codes() -> Iterator[None]:
+    """Hydra exits 1 on a bad override before our task runs; report that as a usage error (2)."""
+    global _task_started
+    _task_started = False
+    try:
+        yield
+    except SystemExit as exc:
+        if not _task_started and exc.code not in (0, None):
+            raise SystemExit(EXIT_USAGE) from None
+        raise
+
+
+def guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any], interrupted: str) -> Any:
+    """``fn(cfg)`` for a command-style entry point; every error becomes a message and an exit code.
+
+    ``interrupted`` tells the user what a Ctrl-C kept and how to continue.
+    """
+    global _task_started
+    _task_started = True
+    try:
+        return fn(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DeepMarsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit with a distinct code
+        traceback.print_exc()
+        return EXIT_INTERNAL

@@ -411,7 +411,7 @@ def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "landmarks.py", "classify", f"input={scenes}", f"model={model}",
                           f"catalog={catalog}", f"hydra.run.dir={tmp_path / 'h'}"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "2 images: classified 2, skipped as already done 0, failed 0" in run.stdout
     assert sql(catalog, "SELECT count(*) FROM landmarks") == [(7,)]

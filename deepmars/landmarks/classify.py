@@ -44,7 +44,7 @@ from deepmars.landmarks.options import ClassifyOptions
 from deepmars.landmarks.store import LandmarkStore, StoredImage, count_by_class, count_rows
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.catalog import LANDMARK_COLUMNS, Catalog, ModelInfo, utc_now
-from deepmars.prediction.cli import EXIT_OK, EXIT_SOME_FAILED
+from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.prediction.runner import DECIMALS
 
 MAX_LISTED_FAILURES = 10

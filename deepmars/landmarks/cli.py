@@ -13,24 +13,19 @@ keeps its own: 0 done, 2 usage, 4 could not run; a bad image is reported in its 
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from deepmars.cli import run_cli
-from deepmars.errors import ConfigError, DeepMarsError
+from deepmars import cli
+from deepmars.cli import EXIT_OK, run_cli
+from deepmars.errors import ConfigError
 from deepmars.landmarks import options
-from deepmars.prediction.cli import EXIT_CANNOT_RUN, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-_task_started = False
+_INTERRUPTED = "images finished so far are in the catalog; run the same command again to continue"
 
 
 def main(cfg: Mapping[str, Any]) -> int:
     """Run the configured command (a plain, resolved config dict); returns the exit code."""
-    global _task_started
-    _task_started = True
     command = _guarded(options.command_of, cfg)
     if isinstance(command, int):
         return command
@@ -41,22 +36,7 @@ def main(cfg: Mapping[str, Any]) -> int:
 
 
 def _guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any]) -> Any:
-    """``fn(cfg)``; every error becomes a message and an exit code."""
-    try:
-        return fn(cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DeepMarsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
-    except KeyboardInterrupt:
-        print("interrupted: images finished so far are in the catalog; run the same command again to "
-              "continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit with a distinct code
-        traceback.print_exc()
-        return EXIT_INTERNAL
+    return cli.guarded(fn, cfg, _INTERRUPTED)
 
 
 def _detect(cfg: Mapping[str, Any]) -> object:
@@ -91,17 +71,7 @@ def _query(cfg: Mapping[str, Any]) -> int:
 
 def positional_command(argv: list[str]) -> list[str]:
     """``landmarks.py classify a=b`` -> ``landmarks.py command=classify a=b`` (the first word only)."""
-    if len(argv) > 1 and argv[1] in options.COMMANDS:
-        return [argv[0], f"command={argv[1]}", *argv[2:]]
-    return list(argv)
+    return cli.positional_command(argv, options.COMMANDS)
 
 
-@contextlib.contextmanager
-def usage_exit_codes() -> Iterator[None]:
-    """Hydra exits 1 on a bad override before our task runs; report that as a usage error (2)."""
-    try:
-        yield
-    except SystemExit as exc:
-        if not _task_started and exc.code not in (0, None):
-            raise SystemExit(EXIT_USAGE) from None
-        raise
+usage_exit_codes = cli.usage_exit_codes

@@ -4,49 +4,30 @@
 command, is shorthand for ``command=<word>``; everything else is an ordinary Hydra override of
 ``conf/predict/predict.yaml``.
 
-Exit codes (also in the README):
-  0  done, no image failed
-  1  internal error (a bug: the traceback is printed)
-  2  usage error: unknown key, bad override syntax, or a value not allowed (the key is named)
-  3  finished, but some images failed (listed at the end and kept in the catalog's errors table)
-  4  could not run: the model, an input, or the catalog cannot be used (the reason is printed)
-  130 interrupted (Ctrl-C): completed batches are kept, a re-run continues where this one stopped
+Exit codes (deepmars/cli.py, also in the README): 0 done, 1 a bug, 2 usage error, 3 some images
+failed, 4 could not run, 130 interrupted (completed batches are kept; a re-run continues).
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
-from deepmars.errors import ConfigError, DeepMarsError
+from deepmars import cli
+from deepmars.cli import EXIT_CANNOT_RUN, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE  # noqa: F401
 from deepmars.prediction import options
-
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-_task_started = False
 
 
 def main(cfg: Mapping) -> int:
     """Run the configured command; every error becomes a message and an exit code."""
-    global _task_started
-    _task_started = True
-    try:
-        return _dispatch(cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DeepMarsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
-    except KeyboardInterrupt:
-        print("interrupted: completed batches are in the catalog; run the same command again to "
-              "continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit with a distinct code
-        traceback.print_exc()
-        return EXIT_INTERNAL
+    return cli.guarded(_dispatch, cfg, "completed batches are in the catalog; run the same command again to continue")
+
+
+def positional_command(argv: list[str]) -> list[str]:
+    """``predict.py query a=b`` -> ``predict.py command=query a=b`` (the first word only)."""
+    return cli.positional_command(argv, options.COMMANDS)
+
+
+usage_exit_codes = cli.usage_exit_codes
 
 
 def _dispatch(cfg: Mapping) -> int:
@@ -78,20 +59,3 @@ def _predict(cfg: Mapping) -> int:
     bundle = load_bundle(opts.model, opts.tracking_uri)
     return run_predict(opts, bundle).exit_code
 
-
-def positional_command(argv: list[str]) -> list[str]:
-    """``predict.py query a=b`` -> ``predict.py command=query a=b`` (the first word only)."""
-    if len(argv) > 1 and argv[1] in options.COMMANDS:
-        return [argv[0], f"command={argv[1]}", *argv[2:]]
-    return list(argv)
-
-
-@contextlib.contextmanager
-def usage_exit_codes() -> Iterator[None]:
-    """Hydra exits 1 on a bad override before our task runs; report that as a usage error (2)."""
-    try:
-        yield
-    except SystemExit as exc:
-        if not _task_started and exc.code not in (0, None):
-            raise SystemExit(EXIT_USAGE) from None
-        raise
