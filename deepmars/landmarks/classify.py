@@ -35,6 +35,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
 from deepmars.landmarks.config import LandmarkSettings
 from deepmars.landmarks.outputs import IMAGE_DIR, update_labels_template, write_labeling_guide
@@ -44,7 +45,6 @@ from deepmars.landmarks.options import ClassifyOptions
 from deepmars.landmarks.store import LandmarkStore, StoredImage, count_by_class, count_rows
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.catalog import LANDMARK_COLUMNS, Catalog, ModelInfo, utc_now
-from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.prediction.runner import DECIMALS
 
 MAX_LISTED_FAILURES = 10

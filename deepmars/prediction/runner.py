@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.data.metadata import check_metadata_spec
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.catalog import LOOKUP_BLOCK, Catalog, ModelInfo, utc_now
 from deepmars.prediction.decode import DECODED, FAILED, KNOWN, Chunk, DecodePool, DecodeSettings, Item, process_path
-from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions
 
