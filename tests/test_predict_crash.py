@@ -35,6 +35,8 @@ def _signal_after_first_batches(args: list[str], catalog, cwd, min_rows: int, si
     Returns (committed rows after the process ended, its stderr)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(PREDICT_PY), *args], cwd=cwd, env=env, start_new_session=True,
+                            # a suite started in the background (nohup, &) ignores SIGINT, and children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
