@@ -77,9 +77,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_with_exit_code_130(tmp_path):
-    # Large images keep the run going for seconds: at 320x240 it finished in under half a second,
-    # sometimes before the poller had seen two rows, and exited 0 without being interrupted.
-    write_images(tmp_path / "in", N_IMAGES, size=(1600, 1200))
+    write_images(tmp_path / "in", N_IMAGES, size=(320, 240))
     model = tiny_bundle(tmp_path / "m.pt")
     catalog = tmp_path / "c.sqlite"
     args = [f"input={tmp_path / 'in'}", f"model={model}", f"catalog={catalog}", "batch_size=2", "threads=1"]
