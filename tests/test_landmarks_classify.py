@@ -36,8 +36,9 @@ from deepmars.landmarks.query import IMAGES_SQL, run_query
 from deepmars.landmarks.synthetic import disc_scene
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.factory import build_model
-from deepmars.prediction import catalog as catalog_module
-from deepmars.prediction.catalog import SCHEMA, SCHEMA_VERSION, Catalog
+from deepmars.catalog import schema as catalog_module
+from deepmars.catalog import SCHEMA_VERSION, Catalog
+from deepmars.catalog.schema import SCHEMA
 from deepmars.prediction.options import QueryOptions
 from deepmars.prediction.queries import run_query as run_predict_query
 
@@ -251,7 +252,7 @@ def test_changed_file_replaces_its_rows_and_a_name_clash_is_refused(scenes, tmp_
 
     elsewhere = write_scene(tmp_path / "other", B, discs=SCENES[A])  # another file claiming B's name
     clash = classify(elsewhere, catalog)
-    assert clash.failed == 1 and "already classified by this model from" in clash.failures[0][1]
+    assert clash.failed == 1 and "already classified by this model from" in clash.failures.listed[0][1]
     assert sql(catalog, "SELECT path FROM landmark_images WHERE source_image = ?", (B,)) == [
         (str(scenes / f"{B}.browse.png"),)]
     assert classify(elsewhere, catalog, force=True).classified == 1  # force: this file replaces it
@@ -284,13 +285,13 @@ def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_
     reference = tmp_path / "ref" / "c.sqlite"
     assert cli.main(config("command=classify", listed, "model=unused", f"catalog={reference}")) == 3
 
-    from deepmars.landmarks import store
+    from deepmars.catalog import landmarks as store
 
     original = store.LandmarkStore.__init__
 
     def interrupted(self, catalog, model_id):
         original(self, catalog, model_id)
-        self.conn = _InterruptCounts(self.conn)
+        self.catalog.conn = self.conn = _InterruptCounts(self.conn)
 
     monkeypatch.setattr(store.LandmarkStore, "__init__", interrupted)
     killed = tmp_path / "run" / "c.sqlite"

@@ -9,7 +9,7 @@ import pytest
 from test_predict_fixtures import bad_files, convertible_files, options, tiny_bundle, write_files, write_images
 
 from deepmars.models.loading import load_bundle
-from deepmars.prediction.catalog import Catalog
+from deepmars.catalog import Catalog
 from deepmars.prediction.runner import EXIT_SOME_FAILED, run_predict
 
 REASONS = {

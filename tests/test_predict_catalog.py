@@ -6,10 +6,12 @@ import sqlite3
 
 import pytest
 from test_predict_fixtures import error_row as error
+from test_predict_fixtures import write_batch
 from test_predict_fixtures import prediction_row as prediction
 
 from deepmars.errors import DataError
-from deepmars.prediction.catalog import SCHEMA_VERSION, Catalog
+from deepmars.catalog import SCHEMA_VERSION, Catalog
+from deepmars.catalog.predictions import PredictionStore
 
 
 def test_new_catalog_is_versioned_and_in_wal_mode(tmp_path):
@@ -43,10 +45,10 @@ def test_refuses_newer_schema_foreign_sqlite_and_missing_file(tmp_path):
 
 def test_a_path_is_a_prediction_or_an_error_never_both(tmp_path):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
-        cat.write_batch([prediction("/a"), prediction("/b")], [error("/c")])
-        cat.write_batch([prediction("/a", conf=0.5)], [error("/b")])  # /a replaced, /b now broken
-        cat.write_batch([prediction("/c")], [])  # /c fixed
-        cat.write_batch([prediction("/a", model="runs:/other")], [])  # another model: its own row
+        write_batch(cat, [prediction("/a"), prediction("/b")], [error("/c")])
+        write_batch(cat, [prediction("/a", conf=0.5)], [error("/b")])  # /a replaced, /b now broken
+        write_batch(cat, [prediction("/c")], [])  # /c fixed
+        write_batch(cat, [prediction("/a", model="runs:/other")], [])  # another model: its own row
         rows = cat.conn.execute("SELECT model_id, path, confidence FROM predictions ORDER BY 1, 2").fetchall()
         errors = cat.conn.execute("SELECT path FROM errors").fetchall()
     assert rows == [("runs:/a", "/a", 0.5), ("runs:/a", "/c", 0.9), ("runs:/other", "/a", 0.9)]
@@ -55,21 +57,22 @@ def test_a_path_is_a_prediction_or_an_error_never_both(tmp_path):
 
 def test_a_failing_batch_leaves_nothing_behind(tmp_path):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
-        cat.write_batch([prediction("/a")], [])
-        broken = prediction("/c")[:-1] + (None,)  # classified_at NOT NULL: fails mid-batch
+        write_batch(cat, [prediction("/a")], [])
+        broken = prediction("/c")._replace(classified_at=None)  # classified_at NOT NULL: fails mid-batch
         with pytest.raises(sqlite3.IntegrityError):
-            cat.write_batch([prediction("/b"), broken], [error("/a")])
+            write_batch(cat, [prediction("/b"), broken], [error("/a")])
         assert cat.conn.execute("SELECT path FROM predictions").fetchall() == [("/a",)]
         assert cat.conn.execute("SELECT count(*) FROM errors").fetchone()[0] == 0
-        cat.write_batch([prediction("/b")], [])  # the connection is usable afterwards
+        write_batch(cat, [prediction("/b")], [])  # the connection is usable afterwards
         assert len(cat.rows("predictions")) == 2
 
 
 def test_unchanged_paths_compare_size_and_mtime(tmp_path):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
-        cat.write_batch([prediction(f"/{i}") for i in range(2000)], [])
+        write_batch(cat, [prediction(f"/{i}") for i in range(2000)], [])
         stats = [(f"/{i}", 10, 1) for i in range(0, 2000, 2)] + [("/1", 11, 1), ("/3", 10, 2), ("/new", 10, 1)]
-        assert cat.unchanged_paths("runs:/a", stats) == {f"/{i}" for i in range(0, 2000, 2)}
-        assert cat.unchanged_paths("runs:/b", stats) == set()
-        assert cat.known_prediction("runs:/a", "sha-/7").predicted_class == "wheel"
-        assert cat.known_prediction("runs:/b", "sha-/7") is None
+        a, b = PredictionStore(cat, "runs:/a"), PredictionStore(cat, "runs:/b")
+        assert a.unchanged_paths(stats) == {f"/{i}" for i in range(0, 2000, 2)}
+        assert b.unchanged_paths(stats) == set()
+        assert a.known("sha-/7").predicted_class == "wheel"
+        assert b.known("sha-/7") is None

@@ -6,11 +6,11 @@ import csv
 
 import pyarrow.parquet as pq
 import pytest
-from test_predict_fixtures import (CLASSES, error_row, predict_config, prediction_row, run_predict_py, tiny_bundle,
+from test_predict_fixtures import (CLASSES, error_row, write_batch, predict_config, prediction_row, run_predict_py, tiny_bundle,
                                    write_files, write_images)
 
 from deepmars.prediction import cli
-from deepmars.prediction.catalog import Catalog, ModelInfo
+from deepmars.catalog import Catalog, ModelInfo
 
 ROWS = [  # path, class, confidence, sol, instrument
     ("/m/a.JPG", "wheel", 0.97, 100, "ML"), ("/m/b.JPG", "wheel", 0.91, 200, "MH"),
@@ -31,7 +31,7 @@ def catalog(tmp_path):
         for model in ("runs:/b", "runs:/a"):  # runs:/a ran last
             cat.register_model(ModelInfo(model, CLASSES, "msl", 1.0, {}, {}))
             cat.start_run(model, "/m", None, {})
-        cat.write_batch([prediction_row(p, cls=c, conf=x, sol=s, instrument=i) for p, c, x, s, i in ROWS]
+        write_batch(cat, [prediction_row(p, cls=c, conf=x, sol=s, instrument=i) for p, c, x, s, i in ROWS]
                         + [prediction_row("/m/a.JPG", model="runs:/b", cls="drill", conf=0.99, at="t0")],
                         [error_row("/m/bad.JPG")])
     return path

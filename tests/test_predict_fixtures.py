@@ -18,6 +18,8 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from deepmars.catalog import TIME_COLUMNS, Catalog, ErrorRow, PredictionRow
+from deepmars.catalog.predictions import PredictionStore
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.factory import build_model
 from deepmars.prediction.options import PredictOptions
@@ -136,19 +138,22 @@ def run_predict_py(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Co
 
 
 def prediction_row(path: str, model: str = "runs:/a", cls: str = "wheel", conf: float = 0.9, sol: int = 100,
-                   instrument: str = "ML", at: str = "t1") -> tuple:
-    """A catalog prediction row (PREDICTION_COLUMNS order) with the fields queries filter on."""
-    return (model, path, "sha-" + path, 10, 1, 4, 3, sol, instrument, None, "{}", cls, conf, "[]",
-            int(conf < 0.5), at)
+                   instrument: str = "ML", at: str = "t1") -> PredictionRow:
+    """A catalog prediction row with the fields queries filter on."""
+    return PredictionRow(model, path, "sha-" + path, 10, 1, 4, 3, sol, instrument, None, "{}", cls, conf, "[]",
+                         int(conf < 0.5), at)
 
 
-def error_row(path: str, model: str = "runs:/a", reason: str = "empty file (0 bytes)", at: str = "t2") -> tuple:
-    return (model, path, None, 0, 1, reason, at)
+def error_row(path: str, model: str = "runs:/a", reason: str = "empty file (0 bytes)", at: str = "t2") -> ErrorRow:
+    return ErrorRow(model, path, None, 0, 1, reason, at)
+
+
+def write_batch(catalog: Catalog, predictions: list[PredictionRow], errors: list[ErrorRow]) -> None:
+    """One predict batch (rows of any models) written as predict.py writes it."""
+    PredictionStore(catalog, "any").write_batch(predictions, errors)
 
 
 def table_rows(catalog_path: Path, table: str) -> list[tuple]:
     """A table's rows without timestamps, sorted: what 'the same catalog' means in these tests."""
-    from deepmars.prediction.catalog import TIME_COLUMNS, Catalog
-
     with Catalog.open(catalog_path, create=False) as catalog:
         return catalog.rows(table, exclude=TIME_COLUMNS.values())

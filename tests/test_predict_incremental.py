@@ -10,7 +10,7 @@ import pytest
 from test_predict_fixtures import options, table_rows, tiny_bundle, write_images
 
 from deepmars.models.loading import load_bundle
-from deepmars.prediction.catalog import Catalog
+from deepmars.catalog import Catalog
 from deepmars.prediction.runner import RunSummary, run_predict
 
 

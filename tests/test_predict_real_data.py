@@ -18,7 +18,7 @@ from test_predict_fixtures import ROOT, TINY, options
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.factory import build_model
 from deepmars.models.loading import load_bundle
-from deepmars.prediction.catalog import Catalog
+from deepmars.catalog import Catalog
 from deepmars.prediction.runner import run_predict
 
 SPLITS = ("train-calibrated-shuffled.txt", "val-calibrated-shuffled.txt", "test-calibrated-shuffled.txt")

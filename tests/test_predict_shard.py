@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_predict_fixtures import (bad_files, error_row, options, predict_config, prediction_row, table_rows, tiny_bundle,
+from test_predict_fixtures import (bad_files, error_row, write_batch, options, predict_config, prediction_row, table_rows, tiny_bundle,
                                    write_files, write_images)
 
 from deepmars.errors import ConfigError
 from deepmars.models.loading import load_bundle
-from deepmars.prediction.catalog import Catalog
+from deepmars.catalog import Catalog
 from deepmars.prediction.inputs import Shard
-from deepmars.prediction.merge import merge_catalogs
+from deepmars.catalog.merge import merge_catalogs
 from deepmars.prediction.options import merge_options, predict_options
 from deepmars.prediction.runner import run_predict
 
@@ -54,9 +54,9 @@ def test_merge_of_shards_equals_a_single_run(runs):
 
 def test_merge_keeps_the_later_state_of_a_path(tmp_path):
     with Catalog.open(tmp_path / "old.sqlite") as old:
-        old.write_batch([prediction_row("/a"), prediction_row("/b")], [])
+        write_batch(old, [prediction_row("/a"), prediction_row("/b")], [])
     with Catalog.open(tmp_path / "new.sqlite") as new:  # later: /a broke, /b was reclassified
-        new.write_batch([prediction_row("/b", conf=0.4, at="t9")], [error_row("/a", at="t9")])
+        write_batch(new, [prediction_row("/b", conf=0.4, at="t9")], [error_row("/a", at="t9")])
     merge_catalogs([tmp_path / "new.sqlite", tmp_path / "old.sqlite"], tmp_path / "m.sqlite")
     with Catalog.open(tmp_path / "m.sqlite") as cat:
         assert cat.conn.execute("SELECT path, confidence FROM predictions").fetchall() == [("/b", 0.4)]

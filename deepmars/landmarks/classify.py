@@ -31,24 +31,23 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
+from deepmars.catalog import Catalog, ErrorRow, LandmarkImageRow, LandmarkRow, utc_now
+from deepmars.catalog.landmarks import LandmarkStore, StoredImage, count_by_class, count_rows
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
+from deepmars.inference.failures import Failures
+from deepmars.inference.files import FileIdentity, hash_file
+from deepmars.inference.model import model_info, prepared, probabilities
+from deepmars.inference.ranking import rank
 from deepmars.landmarks.config import LandmarkSettings
+from deepmars.landmarks.options import ClassifyOptions
 from deepmars.landmarks.outputs import IMAGE_DIR, update_labels_template, write_labeling_guide
 from deepmars.landmarks.overlay import write_overlay
 from deepmars.landmarks.pipeline import ImageLandmarks, process_image, source_name
-from deepmars.landmarks.options import ClassifyOptions
-from deepmars.landmarks.store import LandmarkStore, StoredImage, count_by_class, count_rows
 from deepmars.models.bundle import ModelBundle
-from deepmars.prediction.catalog import LANDMARK_COLUMNS, Catalog, ModelInfo, utc_now
-from deepmars.prediction.runner import DECIMALS
-
-MAX_LISTED_FAILURES = 10
-CLASS, CONFIDENCE = LANDMARK_COLUMNS.index("predicted_class"), LANDMARK_COLUMNS.index("confidence")
 BELOW_COLOUR = (255, 255, 255)  # boxes under count_confidence: white, no class colour, shows on grey terrain
 _CROPS_TRACE = """\
 The catalog's landmarks table traces every crop (column crop_file) to its box: x, y, w, h in the
@@ -67,12 +66,15 @@ class ClassifySummary:
     images: int = 0
     classified: int = 0
     skipped: int = 0  # already classified by this model with these settings
-    failed: int = 0
     landmarks: int = 0  # in the classified and skipped images
     counted: Counter = field(default_factory=Counter)  # class -> landmarks at >= count_confidence
     images_with: Counter = field(default_factory=Counter)  # class -> images with at least one of them
     seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: Failures = field(default_factory=Failures)
+
+    @property
+    def failed(self) -> int:
+        return self.failures.count
 
     @property
     def exit_code(self) -> int:
@@ -83,28 +85,6 @@ class ClassifySummary:
         for name, n in counts.items():
             self.counted[name] += n
             self.images_with[name] += int(n > 0)
-
-    def add_failure(self, path: str, reason: str) -> None:
-        self.failed += 1
-        if len(self.failures) < MAX_LISTED_FAILURES:
-            self.failures.append((path, reason))
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One input file's identity: the same open file gives size, mtime and content hash."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    sha256: str
-
-
-def hash_file(path: str) -> SourceFile:
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return SourceFile(path, st.st_size, st.st_mtime_ns, digest)
 
 
 def detector_record(settings: LandmarkSettings) -> str:
@@ -144,7 +124,7 @@ def posteriors(jpegs: Sequence[bytes], bundle: ModelBundle, batch_size: int) -> 
     out = [np.zeros((0, len(bundle.class_names)), dtype=np.float32)]
     for start in range(0, len(jpegs), batch_size):
         arrays = np.stack([crop_input(data, bundle) for data in jpegs[start:start + batch_size]])
-        out.append(bundle.predict_proba(bundle.preprocess.eval_batch(arrays)))
+        out.append(probabilities(bundle, arrays))
     return np.concatenate(out)
 
 
@@ -191,7 +171,7 @@ class ClassifyRun:
             self._skip(stored)
         return stored is not None
 
-    def _done_content(self, file: SourceFile) -> StoredImage | None:
+    def _done_content(self, file: FileIdentity) -> StoredImage | None:
         """This content as stored, when it needs no new run: done in this run, or with these settings."""
         stored = self.store.by_content(file.sha256)
         if stored is None:
@@ -205,7 +185,7 @@ class ClassifyRun:
         counts = self.store.add_counts(stored, self.bundle.class_names, self.opts.count_confidence)
         self.summary.add_image(counts, stored.landmarks)
 
-    def _name_clash(self, file: SourceFile, source: str) -> str | None:
+    def _name_clash(self, file: FileIdentity, source: str) -> str | None:
         """Why ``file`` may not take its source name (crop, overlay and count rows are named by it)."""
         if source in self.sources:
             return (f"source name {source!r} already used by {self.sources[source]} in this run: landmark rows, "
@@ -217,7 +197,7 @@ class ClassifyRun:
                     "content); force=true replaces that image with this file, or use another catalog")
         return None
 
-    def _classify(self, file: SourceFile, source: str) -> None:
+    def _classify(self, file: FileIdentity, source: str) -> None:
         self.sources[source] = file.path
         try:
             result = process_image(file.path, self.settings, source)
@@ -230,7 +210,7 @@ class ClassifyRun:
         probs = posteriors(result.jpegs, self.bundle, self.opts.batch_size)
         now = utc_now()
         rows = self._landmark_rows(result, file, probs, now)
-        counts = count_by_class([(r[CLASS], r[CONFIDENCE]) for r in rows], self.bundle.class_names,
+        counts = count_by_class([(r.predicted_class, r.confidence) for r in rows], self.bundle.class_names,
                                 self.opts.count_confidence)
         overlay = self._write_files(result, rows)
         self.store.write_image(self._image_row(result, file, overlay, now), rows,
@@ -240,35 +220,34 @@ class ClassifyRun:
         self.summary.classified += 1
         self.summary.add_image(counts, len(rows))
 
-    def _fail(self, path: str, file: SourceFile | None, reason: str) -> None:
-        self.store.write_error((self.bundle.model_id, path, file and file.sha256, file and file.size,
-                                file and file.mtime_ns, reason, utc_now()))
-        self.summary.add_failure(path, reason)
+    def _fail(self, path: str, file: FileIdentity | None, reason: str) -> None:
+        self.store.write_error(ErrorRow(self.bundle.model_id, path, file and file.sha256, file and file.size,
+                                        file and file.mtime_ns, reason, utc_now()))
+        self.summary.failures.add(path, reason)
 
     # --------------------------------------------------------------------- rows
-    def _landmark_rows(self, result: ImageLandmarks, file: SourceFile, probs: np.ndarray, now: str) -> list[tuple]:
-        """LANDMARK_COLUMNS rows; probabilities rounded as predict stores them."""
-        names, k = self.bundle.class_names, min(self.opts.top_k, len(self.bundle.class_names))
+    def _landmark_rows(self, result: ImageLandmarks, file: FileIdentity, probs: np.ndarray,
+                       now: str) -> list[LandmarkRow]:
         rows = []
         for lm, p in zip(result.landmarks, probs, strict=True):
-            order = np.argsort(-p, kind="stable")[:k]
-            top_k = json.dumps([{"class": names[j], "p": round(float(p[j]), DECIMALS)} for j in order])
-            confidence = round(float(p[order[0]]), DECIMALS)
-            rows.append((self.bundle.model_id, file.sha256, lm.index, result.source,
-                         lm.name if self.opts.crops_dir else None, lm.x, lm.y, lm.w, lm.h, lm.src_x, lm.src_y,
-                         lm.src_w, lm.src_h, lm.area, round(lm.salience, 4), names[order[0]], confidence, top_k,
-                         int(confidence < self.opts.min_confidence), now))
+            ranked = rank(p, self.bundle.class_names, self.opts.top_k)
+            rows.append(LandmarkRow(
+                self.bundle.model_id, file.sha256, lm.index, result.source, lm.name if self.opts.crops_dir else None,
+                lm.x, lm.y, lm.w, lm.h, lm.src_x, lm.src_y, lm.src_w, lm.src_h, lm.area, round(lm.salience, 4),
+                ranked.predicted_class, ranked.confidence, ranked.top_k,
+                int(ranked.confidence < self.opts.min_confidence), now))
         return rows
 
-    def _image_row(self, result: ImageLandmarks, file: SourceFile, overlay: str | None, now: str) -> tuple:
-        """LANDMARK_IMAGE_COLUMNS row."""
+    def _image_row(self, result: ImageLandmarks, file: FileIdentity, overlay: str | None,
+                   now: str) -> LandmarkImageRow:
         height, width = result.working.pixels.shape
-        return (self.bundle.model_id, file.sha256, result.source, file.path, file.size, file.mtime_ns,
-                result.working.source_width, result.working.source_height, width, height, len(result.landmarks),
-                "; ".join(result.notes), self.detector, overlay, now)
+        return LandmarkImageRow(
+            self.bundle.model_id, file.sha256, result.source, file.path, file.size, file.mtime_ns,
+            result.working.source_width, result.working.source_height, width, height, len(result.landmarks),
+            "; ".join(result.notes), self.detector, overlay, now)
 
     # -------------------------------------------------------------------- files
-    def _write_files(self, result: ImageLandmarks, rows: list[tuple]) -> str | None:
+    def _write_files(self, result: ImageLandmarks, rows: list[LandmarkRow]) -> str | None:
         """Crops (if asked) and the overlay; returns the overlay's path relative to the catalog folder."""
         if self.opts.crops_dir is not None:
             folder = self.opts.crops_dir / IMAGE_DIR
@@ -278,7 +257,7 @@ class ClassifyRun:
         if self.summary.overlay_dir is None:
             return None
         below = below_label(self.opts.count_confidence)
-        names = [r[CLASS] if r[CONFIDENCE] >= self.opts.count_confidence else below for r in rows]
+        names = [r.predicted_class if r.confidence >= self.opts.count_confidence else below for r in rows]
         path = write_overlay(result.working, result.landmarks, self.summary.overlay_dir / f"{result.source}.png",
                              self.settings.output.overlay_max_side, classes=names,
                              class_order=self.bundle.class_names, fixed_colours={below: BELOW_COLOUR})
@@ -289,23 +268,10 @@ class ClassifyRun:
 def run_classify(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, bundle: ModelBundle,
                  out: TextIO | None = None, progress: bool = True) -> ClassifySummary:
     """Classify the landmarks of every new or changed image of ``paths`` into ``opts.catalog``."""
-    threads_before = torch.get_num_threads()
-    if opts.threads is not None:
-        torch.set_num_threads(opts.threads)
-    bundle.model.eval()
-    bundle.model.to(memory_format=torch.channels_last)
-    try:
+    with prepared(bundle, opts.threads):
         summary = _run(paths, settings, opts, bundle, progress)
-    finally:
-        torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
     print_summary(summary, out or sys.stdout)
     return summary
-
-
-def _model_info(bundle: ModelBundle) -> ModelInfo:
-    return ModelInfo(model_id=bundle.model_id, class_names=list(bundle.class_names),
-                     dataset=bundle.dataset.get("name"), temperature=bundle.temperature,
-                     preprocess=bundle.preprocess.to_dict(), model_cfg=dict(bundle.model_cfg))
 
 
 def _run(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, bundle: ModelBundle,
@@ -316,7 +282,7 @@ def _run(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOption
     summary = ClassifySummary(opts.catalog, bundle.model_id, opts.count_confidence, overlays, images=len(paths))
     record = {**opts.as_record(), "settings": json.loads(detector_record(settings))}
     with Catalog.open(opts.catalog) as catalog:
-        catalog.register_model(_model_info(bundle))
+        catalog.register_model(model_info(bundle))
         spec = opts.input if isinstance(opts.input, str) else json.dumps(list(opts.input))
         run_id = catalog.start_run(bundle.model_id, spec, None, record, command="landmarks")
         run = ClassifyRun(catalog, bundle, settings, opts, summary)
@@ -355,10 +321,4 @@ def print_summary(s: ClassifySummary, out: TextIO) -> None:
         print(f"overlays: {s.overlay_dir}/", file=out)
     print(f"images with at least N of a class: python landmarks.py query class=<class> min_count=N "
           f"count_confidence={s.count_confidence:g} catalog={s.catalog}", file=out)
-    if s.failed:
-        print(f"failed files ({s.failed}; all of them: python predict.py export table=errors output=errors.csv "
-              f"catalog={s.catalog}):", file=out)
-        for path, reason in s.failures:
-            print(f"  {path}: {reason}", file=out)
-        if s.failed > len(s.failures):
-            print(f"  ... and {s.failed - len(s.failures)} more", file=out)
+    s.failures.print(s.catalog, out)

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from deepmars.errors import ConfigError, DeepMarsError
+from deepmars.catalog import Catalog
+from deepmars.catalog.choice import choose_model as choose
+from deepmars.errors import ConfigError
 from deepmars.landmarks.options import CountQueryOptions
-from deepmars.prediction.catalog import Catalog
 
 # The documented query (README, docs): images with at least :min_count landmarks of :class.
 IMAGES_SQL = """\
@@ -39,34 +40,12 @@ def landmark_models(catalog: Catalog) -> list[str]:
 
 def choose_model(catalog: Catalog, opts: CountQueryOptions) -> str | None:
     """The model named, the only one with landmark rows, or that of the latest landmarks run."""
-    ids = landmark_models(catalog)
-    if opts.model is not None:
-        return _named_model(opts, ids)
-    if len(ids) <= 1:
-        return ids[0] if ids else None
-    row = catalog.conn.execute("SELECT model_id FROM runs WHERE command = 'landmarks' "
-                               "ORDER BY started_at DESC LIMIT 1").fetchone()
-    return row[0] if row and row[0] in ids else ids[0]
-
-
-def _named_model(opts: CountQueryOptions, ids: list[str]) -> str:
-    if opts.model in ids:
-        return opts.model
-    from deepmars.models.loading import resolve_source  # a run id, file or registry name -> its model id
-
-    try:
-        model_id = resolve_source(opts.model, opts.tracking_uri).model_id
-    except DeepMarsError:
-        model_id = None
-    if model_id not in ids:
-        raise ConfigError(f"model: {opts.model!r} has no landmark rows in this catalog; its landmark models: "
-                          + (", ".join(ids) or "none yet"))
-    return model_id
+    return choose(catalog, landmark_models(catalog), opts.model, opts.tracking_uri, "landmarks", "landmark ")
 
 
 def _check(catalog: Catalog, model_id: str, opts: CountQueryOptions) -> None:
     """An unknown class, or a threshold no run counted at, is a usage error that says what exists."""
-    classes = [m.class_names for m in catalog.models() if m.model_id == model_id][0]
+    classes = catalog.class_names(model_id)
     if opts.class_name is not None and opts.class_name not in classes:
         raise ConfigError(f"class: {opts.class_name!r} is not a class of model {model_id}; classes: "
                           + ", ".join(classes))

@@ -43,10 +43,16 @@ def _dispatch(cfg: Mapping) -> int:
 
         run_export(options.export_options(cfg))
     else:
-        from deepmars.prediction.merge import run_merge
-
-        run_merge(options.merge_options(cfg))
+        _merge(options.merge_options(cfg))
     return EXIT_OK
+
+
+def _merge(opts: options.MergeOptions) -> None:
+    from deepmars.catalog.merge import merge_catalogs
+
+    counts = merge_catalogs(opts.inputs, opts.catalog)
+    tables = ", ".join(f"{n} {table}" for table, n in counts.rows.items())
+    print(f"merged {counts.catalogs} catalogs into {opts.catalog}: {tables}")
 
 
 def _predict(cfg: Mapping) -> int:

@@ -14,7 +14,7 @@ returns them in submission order, so the pipeline is deterministic and memory is
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import json
 import multiprocessing as mp
 import os
@@ -28,16 +28,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepmars.catalog import open_reader
 from deepmars.data.images import load_image
 from deepmars.data.metadata import parse_metadata
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import DataError, ImageError
-from deepmars.prediction.catalog import open_reader
+from deepmars.inference.files import hash_file
 
 # Name fields with their own catalog column; any other field goes to the JSON metadata column.
 METADATA_COLUMNS = ("sol", "instrument", "source_image")
 
-DECODED, KNOWN, FAILED = "decoded", "known", "failed"
+
+
+class Status(enum.Enum):
+    """What the worker did with a path."""
+
+    DECODED = "decoded"  # pixels are in the chunk, to be classified
+    KNOWN = "known"  # this model already classified this content under another path
+    FAILED = "failed"  # cannot be used: ``reason`` says why
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Item:
     """One input path after the worker: its identity, name metadata, and what happened."""
 
     path: str
-    status: str
+    status: Status
     sha256: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
@@ -103,14 +111,6 @@ def _known(sha256: str, settings: DecodeSettings) -> bool:
     return row is not None
 
 
-def _hash_file(path: str) -> tuple[str, int, int]:
-    """sha256, size and mtime of the same open file, so the three describe one content."""
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return digest, st.st_size, st.st_mtime_ns
-
-
 def _name_metadata(item: Item, spec: Mapping | None) -> None:
     fields = parse_metadata(item.path, spec)
     item.sol = fields.pop("sol", None)
@@ -121,15 +121,15 @@ def _name_metadata(item: Item, spec: Mapping | None) -> None:
 
 def process_path(path: str, settings: DecodeSettings) -> tuple[Item, np.ndarray | None]:
     """Hash ``path``; decode it unless its content is already classified; never raises for a bad file."""
-    item = Item(path=path, status=FAILED)
+    item = Item(path=path, status=Status.FAILED)
     try:
-        item.sha256, item.size, item.mtime_ns = _hash_file(path)
+        _, item.size, item.mtime_ns, item.sha256 = hash_file(path)
     except OSError as exc:
         item.reason = f"cannot read file ({exc.strerror or exc})"
         return item, None
     _name_metadata(item, settings.metadata_spec)
     if settings.reuse and _known(item.sha256, settings):
-        item.status = KNOWN
+        item.status = Status.KNOWN
         return item, None
     try:
         img = load_image(path, settings.preprocess.mode)
@@ -140,7 +140,7 @@ def process_path(path: str, settings: DecodeSettings) -> tuple[Item, np.ndarray 
         item.reason = f"decoder error ({type(exc).__name__}: {exc})"
         return item, None
     item.width, item.height = img.size
-    item.status = DECODED
+    item.status = Status.DECODED
     return item, settings.preprocess.from_pil(img)
 
 

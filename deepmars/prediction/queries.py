@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from deepmars.errors import ConfigError, DeepMarsError
-from deepmars.prediction.catalog import Catalog
+from deepmars.catalog import Catalog
+from deepmars.catalog.choice import choose_model as choose
+from deepmars.errors import ConfigError
 from deepmars.prediction.options import ExportOptions, QueryOptions
 
 EXPORT_BATCH = 50_000
@@ -33,30 +34,8 @@ class Selection:
 
 def choose_model(catalog: Catalog, opts: QueryOptions) -> str | None:
     """The model id whose rows to read: the one named, the only one, or that of the latest predict run."""
-    ids = [m.model_id for m in catalog.models()]
-    if opts.model is not None:
-        return _named_model(opts, ids)
-    if len(ids) <= 1:
-        return ids[0] if ids else None
     # Landmark runs (landmarks.py classify) share the runs table; their models have no predictions.
-    row = catalog.conn.execute("SELECT model_id FROM runs WHERE command = 'predict' "
-                               "ORDER BY started_at DESC LIMIT 1").fetchone()
-    return row[0] if row and row[0] in ids else ids[0]
-
-
-def _named_model(opts: QueryOptions, ids: list[str]) -> str:
-    if opts.model in ids:
-        return opts.model
-    from deepmars.models.loading import resolve_source  # a run id or registry name -> runs:/<id>
-
-    try:
-        model_id = resolve_source(opts.model, opts.tracking_uri).model_id
-    except DeepMarsError:
-        model_id = None
-    if model_id not in ids:
-        raise ConfigError(f"model: {opts.model!r} has no rows in this catalog; its models: "
-                          + (", ".join(ids) or "none yet"))
-    return model_id
+    return choose(catalog, [m.model_id for m in catalog.models()], opts.model, opts.tracking_uri, "predict")
 
 
 def selection(catalog: Catalog, model_id: str | None, opts: QueryOptions, with_class: bool = True) -> Selection:

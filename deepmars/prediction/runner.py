@@ -8,11 +8,9 @@ at a time, so memory does not grow with the number of images.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,22 +18,19 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
+from deepmars.catalog import Catalog, ErrorRow, PredictionRow, utc_now
+from deepmars.catalog.predictions import LOOKUP_BLOCK, PredictionStore
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.data.metadata import check_metadata_spec
+from deepmars.inference.failures import Failures
+from deepmars.inference.model import model_info, prepared, probabilities
+from deepmars.inference.ranking import Ranked, rank
 from deepmars.models.bundle import ModelBundle
-from deepmars.prediction.catalog import LOOKUP_BLOCK, Catalog, ModelInfo, utc_now
-from deepmars.prediction.decode import DECODED, FAILED, KNOWN, Chunk, DecodePool, DecodeSettings, Item, process_path
+from deepmars.prediction.decode import Chunk, DecodePool, DecodeSettings, Item, Status, process_path
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions
-
-MAX_LISTED_FAILURES = 10
-# Probabilities are stored to 6 decimals: float32 softmax carries about 7 significant digits, and
-# the catalog should not differ in noise digits between two runs over the same images.
-DECIMALS = 6
 
 
 @dataclass
@@ -48,12 +43,15 @@ class RunSummary:
     classified: int = 0  # inferred in this run
     reused: int = 0  # identical content seen before under another path: prediction copied
     skipped: int = 0  # unchanged since this model classified it
-    failed: int = 0
     seconds: float = 0.0
     per_class: Counter = field(default_factory=Counter)
     abstained: Counter = field(default_factory=Counter)
     confidence_sum: Counter = field(default_factory=Counter)
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: Failures = field(default_factory=Failures)
+
+    @property
+    def failed(self) -> int:
+        return self.failures.count
 
     @property
     def exit_code(self) -> int:
@@ -64,10 +62,6 @@ class RunSummary:
         self.confidence_sum[predicted_class] += confidence
         self.abstained[predicted_class] += int(abstained)
 
-    def add_failure(self, path: str, reason: str) -> None:
-        self.failed += 1
-        if len(self.failures) < MAX_LISTED_FAILURES:
-            self.failures.append((path, reason))
 
 
 def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = None,
@@ -75,12 +69,8 @@ def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = 
     """Classify every new or changed image of ``opts.input`` into ``opts.catalog``."""
     out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
-    threads_before = torch.get_num_threads()
-    _prepare_model(bundle, opts.threads)
-    try:
+    with prepared(bundle, opts.threads):
         summary = _run(opts, bundle, progress)
-    finally:
-        torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
     print_summary(summary, out)
     return summary
 
@@ -90,7 +80,7 @@ def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool) -> RunSummar
     summary = RunSummary(catalog=opts.catalog, model_id=bundle.model_id)
     started = time.perf_counter()
     with Catalog.open(opts.catalog) as catalog:
-        catalog.register_model(_model_info(bundle))
+        catalog.register_model(model_info(bundle))
         shard = None if opts.shard is None else opts.shard.label
         run_id = catalog.start_run(bundle.model_id, opts.input, shard, opts.as_record())
         _classify(catalog, opts, bundle, summary, progress)
@@ -109,28 +99,16 @@ def _classify(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summa
     # In a log file (no terminal) a line every 30 s, not a carriage-return stream.
     bar = tqdm(total=summary.total, unit="img", desc="predict", disable=not progress, smoothing=0.1,
                mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+    store = PredictionStore(catalog, bundle.model_id)
     with DecodePool(settings, opts.num_workers) as pool, bar:
-        todo = _pending(catalog, bundle.model_id, iter_inputs(opts.input, opts.shard), opts.force, summary, bar)
+        todo = _pending(store, iter_inputs(opts.input, opts.shard), opts.force, summary, bar)
         for chunk in pool.map(_chunks(todo, opts.batch_size)):
-            predictions, errors = _chunk_rows(chunk, bundle, catalog, settings, opts, summary)
-            catalog.write_batch(predictions, errors)
+            predictions, errors = _chunk_rows(chunk, bundle, store, settings, opts, summary)
+            store.write_batch(predictions, errors)
             bar.update(len(chunk.items))
 
 
-def _prepare_model(bundle: ModelBundle, threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
-    bundle.model.eval()
-    bundle.model.to(memory_format=torch.channels_last)
-
-
-def _model_info(bundle: ModelBundle) -> ModelInfo:
-    return ModelInfo(model_id=bundle.model_id, class_names=list(bundle.class_names),
-                     dataset=bundle.dataset.get("name"), temperature=bundle.temperature,
-                     preprocess=bundle.preprocess.to_dict(), model_cfg=dict(bundle.model_cfg))
-
-
-def _pending(catalog: Catalog, model_id: str, paths: Iterable[str], force: bool, summary: RunSummary,
+def _pending(store: PredictionStore, paths: Iterable[str], force: bool, summary: RunSummary,
              bar: tqdm) -> Iterator[str]:
     """Paths that need work: not in the catalog for this model with the same size and mtime.
 
@@ -149,7 +127,7 @@ def _pending(catalog: Catalog, model_id: str, paths: Iterable[str], force: bool,
                 stats.append((path, st.st_size, st.st_mtime_ns))
             except OSError:
                 pass  # the worker records why it cannot be read
-        done = catalog.unchanged_paths(model_id, stats)
+        done = store.unchanged_paths(stats)
         summary.skipped += len(done)
         bar.update(len(done))
         yield from (p for p in block if p not in done)
@@ -161,75 +139,57 @@ def _chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _chunk_rows(chunk: Chunk, bundle: ModelBundle, catalog: Catalog, settings: DecodeSettings,
-                opts: PredictOptions, summary: RunSummary) -> tuple[list[tuple], list[tuple]]:
+def _chunk_rows(chunk: Chunk, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
+                opts: PredictOptions, summary: RunSummary) -> tuple[list[PredictionRow], list[ErrorRow]]:
     """Catalog rows for one chunk: infer the decoded images, copy known content, record failures."""
     now = utc_now()
-    predictions: list[tuple] = []
-    errors: list[tuple] = []
+    predictions: list[PredictionRow] = []
+    errors: list[ErrorRow] = []
     if chunk.pixels is not None:
-        probs = _infer(bundle, chunk.pixels)
+        probs = probabilities(bundle, chunk.pixels)
         for i, row_probs in zip(chunk.decoded_index, probs):
-            predictions.append(_inferred_row(chunk.items[i], row_probs, bundle, opts, now, summary))
+            ranked = rank(row_probs, bundle.class_names, opts.top_k)
+            predictions.append(_prediction_row(chunk.items[i], bundle.model_id, ranked, opts, now, summary))
         summary.classified += len(chunk.decoded_index)
     for item in chunk.items:
-        if item.status == KNOWN:
-            row = _reused_row(item, bundle, catalog, settings, opts, now, summary)
-            (predictions if row[0] == "p" else errors).append(row[1])
-        elif item.status == FAILED:
+        if item.status is Status.KNOWN:
+            row = _reused_row(item, bundle, store, settings, opts, now, summary)
+            (predictions if isinstance(row, PredictionRow) else errors).append(row)
+        elif item.status is Status.FAILED:
             errors.append(_error_row(item, bundle.model_id, now, summary))
     return predictions, errors
 
 
-def _infer(bundle: ModelBundle, pixels: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities for a stack of decoded uint8 images (the bundle's preprocessing)."""
-    with warnings.catch_warnings():
-        # Arrays unpickled from a worker are read-only; preprocessing only reads them: no copy.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        batch = bundle.preprocess.eval_batch(pixels)
-    return bundle.predict_proba(batch)
+def _prediction_row(item: Item, model_id: str, ranked: Ranked, opts: PredictOptions, now: str,
+                    summary: RunSummary) -> PredictionRow:
+    abstained = ranked.confidence < opts.min_confidence
+    summary.add_prediction(ranked.predicted_class, ranked.confidence, abstained)
+    return PredictionRow(model_id, item.path, item.sha256, item.size, item.mtime_ns, item.width, item.height,
+                         item.sol, item.instrument, item.source_image, item.metadata, ranked.predicted_class,
+                         ranked.confidence, ranked.top_k, int(abstained), now)
 
 
-def _inferred_row(item: Item, probs: np.ndarray, bundle: ModelBundle, opts: PredictOptions, now: str,
-                  summary: RunSummary) -> tuple:
-    k = min(opts.top_k, len(probs))
-    top = np.argsort(-probs, kind="stable")[:k]
-    names = bundle.class_names
-    top_k = json.dumps([{"class": names[j], "p": round(float(probs[j]), DECIMALS)} for j in top])
-    return _prediction_row(item, bundle.model_id, names[top[0]], round(float(probs[top[0]]), DECIMALS),
-                           top_k, opts.min_confidence, now, summary)
-
-
-def _prediction_row(item: Item, model_id: str, predicted_class: str, confidence: float, top_k: str,
-                    min_confidence: float, now: str, summary: RunSummary) -> tuple:
-    abstained = confidence < min_confidence
-    summary.add_prediction(predicted_class, confidence, abstained)
-    return (model_id, item.path, item.sha256, item.size, item.mtime_ns, item.width, item.height,
-            item.sol, item.instrument, item.source_image, item.metadata, predicted_class, confidence,
-            top_k, int(abstained), now)
-
-
-def _reused_row(item: Item, bundle: ModelBundle, catalog: Catalog, settings: DecodeSettings,
-                opts: PredictOptions, now: str, summary: RunSummary) -> tuple[str, tuple]:
+def _reused_row(item: Item, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
+                opts: PredictOptions, now: str, summary: RunSummary) -> PredictionRow | ErrorRow:
     """Copy the prediction of identical content; its flag follows this run's min_confidence."""
-    known = catalog.known_prediction(bundle.model_id, item.sha256)
+    known = store.known(item.sha256)
     if known is None:
         # The earlier row went away between the worker's check and now: decode it here instead.
         fresh, pixels = process_path(item.path, replace(settings, reuse=False))
-        if fresh.status != DECODED:
-            return "e", _error_row(fresh, bundle.model_id, now, summary)
-        probs = _infer(bundle, pixels[None])[0]
+        if fresh.status is not Status.DECODED:
+            return _error_row(fresh, bundle.model_id, now, summary)
         summary.classified += 1
-        return "p", _inferred_row(fresh, probs, bundle, opts, now, summary)
+        ranked = rank(probabilities(bundle, pixels[None])[0], bundle.class_names, opts.top_k)
+        return _prediction_row(fresh, bundle.model_id, ranked, opts, now, summary)
     item.width, item.height = known.width, known.height
     summary.reused += 1
-    return "p", _prediction_row(item, bundle.model_id, known.predicted_class, known.confidence, known.top_k,
-                                opts.min_confidence, now, summary)
+    ranked = Ranked(known.predicted_class, known.confidence, known.top_k)
+    return _prediction_row(item, bundle.model_id, ranked, opts, now, summary)
 
 
-def _error_row(item: Item, model_id: str, now: str, summary: RunSummary) -> tuple:
-    summary.add_failure(item.path, item.reason)
-    return (model_id, item.path, item.sha256, item.size, item.mtime_ns, item.reason, now)
+def _error_row(item: Item, model_id: str, now: str, summary: RunSummary) -> ErrorRow:
+    summary.failures.add(item.path, item.reason)
+    return ErrorRow(model_id, item.path, item.sha256, item.size, item.mtime_ns, item.reason, now)
 
 
 def print_summary(s: RunSummary, out: TextIO) -> None:
@@ -246,10 +206,4 @@ def print_summary(s: RunSummary, out: TextIO) -> None:
         for name, n in sorted(s.per_class.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"{name:<{width}}  {n:>7}  {s.abstained[name]:>9}  {s.confidence_sum[name] / n:>9.3f}",
                   file=out)
-    if s.failed:
-        print(f"failed files ({s.failed}; all of them: python predict.py export table=errors "
-              f"output=errors.csv catalog={s.catalog}):", file=out)
-        for path, reason in s.failures:
-            print(f"  {path}: {reason}", file=out)
-        if s.failed > len(s.failures):
-            print(f"  ... and {s.failed - len(s.failures)} more", file=out)
+    s.failures.print(s.catalog, out)

@@ -1,6 +1,6 @@
-"""The landmark tables of the prediction catalog: look-ups that skip done images, and per-image writes.
+"""The landmark tables: look-ups that skip done images, and per-image writes.
 
-Identity and replacement rules (the tables are in ``deepmars/prediction/catalog.py``):
+Identity and replacement rules:
 
 - An image is its content (``sha256``) under one model. Content already classified with the same
   detector settings is not done again, whatever path or name it has now, so a copied or moved
@@ -16,27 +16,23 @@ Identity and replacement rules (the tables are in ``deepmars/prediction/catalog.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-from deepmars.prediction.catalog import (ERROR_COLUMNS, LANDMARK_COLUMNS, LANDMARK_COUNT_COLUMNS,
-                                         LANDMARK_IMAGE_COLUMNS, Catalog)
+from deepmars.catalog.connection import Catalog
+from deepmars.catalog.predictions import insert_sql
+from deepmars.catalog.rows import ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow
 
-
-def _insert(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-_INSERT_IMAGE = _insert("landmark_images", LANDMARK_IMAGE_COLUMNS)
-_INSERT_LANDMARK = _insert("landmarks", LANDMARK_COLUMNS)
-_INSERT_COUNT = _insert("landmark_counts", LANDMARK_COUNT_COLUMNS)
-_INSERT_ERROR = _insert("errors", ERROR_COLUMNS).replace("INSERT", "INSERT OR REPLACE", 1)
+_INSERT_IMAGE = insert_sql("landmark_images", LandmarkImageRow)
+_INSERT_LANDMARK = insert_sql("landmarks", LandmarkRow)
+_INSERT_COUNT = insert_sql("landmark_counts", LandmarkCountRow)
+_INSERT_ERROR = insert_sql("errors", ErrorRow, "INSERT OR REPLACE")
+# Child tables first: an image's rows go before the image itself.
+IMAGE_TABLES = ("landmarks", "landmark_counts", "landmark_images")
 
 
-@dataclass(frozen=True)
-class StoredImage:
+class StoredImage(NamedTuple):
     """What the catalog holds about one classified image."""
 
     sha256: str
@@ -58,10 +54,24 @@ def count_by_class(rows: Iterable[tuple[str, float]], classes: Sequence[str], th
     return counts
 
 
+def count_rows(model_id: str, sha256: str, source_image: str, threshold: float,
+               counts: dict[str, int]) -> list[LandmarkCountRow]:
+    """One landmark_counts row per class."""
+    return [LandmarkCountRow(model_id, sha256, threshold, name, source_image, n) for name, n in counts.items()]
+
+
+def delete_images(conn: sqlite3.Connection, model_id: str, shas: Iterable[str]) -> None:
+    """Remove images of ``model_id`` with their landmarks and counts (inside the caller's transaction)."""
+    keys = [(model_id, sha) for sha in shas]
+    for table in IMAGE_TABLES:
+        conn.executemany(f"DELETE FROM {table} WHERE model_id = ? AND sha256 = ?", keys)
+
+
 class LandmarkStore:
     """One model's landmark rows in an open catalog."""
 
     def __init__(self, catalog: Catalog, model_id: str):
+        self.catalog = catalog
         self.conn = catalog.conn
         self.model_id = model_id
 
@@ -90,27 +100,27 @@ class LandmarkStore:
         return dict(rows.fetchall())
 
     # -------------------------------------------------------------------- writes
-    def write_image(self, image: tuple, landmarks: Sequence[tuple], counts: Sequence[tuple]) -> None:
-        """Replace whatever this image supersedes, then insert it; rows follow the catalog's column tuples."""
-        fields = dict(zip(LANDMARK_IMAGE_COLUMNS, image, strict=True))
-        sha256, source, path = fields["sha256"], fields["source_image"], fields["path"]
-        with _transaction(self.conn):
-            self._delete_images("sha256 = ? OR source_image = ? OR path = ?", (sha256, source, path))
-            self.conn.execute(_INSERT_IMAGE, image)
-            self.conn.executemany(_INSERT_LANDMARK, landmarks)
-            self.conn.executemany(_INSERT_COUNT, counts)
-            self.conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, path))
+    def write_image(self, image: LandmarkImageRow, landmarks: Sequence[LandmarkRow],
+                    counts: Sequence[LandmarkCountRow]) -> None:
+        """Replace whatever this image supersedes, then insert it."""
+        with self.catalog.transaction() as conn:
+            self._delete_images("sha256 = ? OR source_image = ? OR path = ?",
+                                (image.sha256, image.source_image, image.path))
+            conn.execute(_INSERT_IMAGE, image)
+            conn.executemany(_INSERT_LANDMARK, landmarks)
+            conn.executemany(_INSERT_COUNT, counts)
+            conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, image.path))
 
-    def write_error(self, error: tuple) -> None:
+    def write_error(self, error: ErrorRow) -> None:
         """Record why a path failed; an image earlier done from that path is gone from it, so its rows go."""
-        path = dict(zip(ERROR_COLUMNS, error, strict=True))["path"]
-        with _transaction(self.conn):
-            self._delete_images("path = ?", (path,))
-            self.conn.execute(_INSERT_ERROR, error)
+        with self.catalog.transaction() as conn:
+            self._delete_images("path = ?", (error.path,))
+            conn.execute(_INSERT_ERROR, error)
 
     def clear_error(self, path: str) -> None:
-        """A path whose content is classified is no longer an error (autocommit: one statement)."""
-        self.conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, path))
+        """A path whose content is classified is no longer an error."""
+        with self.catalog.transaction() as conn:
+            conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, path))
 
     def add_counts(self, stored: StoredImage, classes: Sequence[str], threshold: float) -> dict[str, int]:
         """Counts of a stored image at ``threshold``, computed from its rows and written if missing."""
@@ -120,32 +130,12 @@ class LandmarkStore:
         rows = self.conn.execute("SELECT predicted_class, confidence FROM landmarks WHERE model_id = ? AND sha256 = ?",
                                  (self.model_id, stored.sha256))
         counts = count_by_class(rows, classes, threshold)
-        with _transaction(self.conn):
-            self.conn.executemany(_INSERT_COUNT, count_rows(self.model_id, stored.sha256, stored.source_image,
-                                                            threshold, counts))
+        with self.catalog.transaction() as conn:
+            conn.executemany(_INSERT_COUNT, count_rows(self.model_id, stored.sha256, stored.source_image,
+                                                       threshold, counts))
         return counts
 
     def _delete_images(self, where: str, params: tuple) -> None:
         shas = [r[0] for r in self.conn.execute(
             f"SELECT sha256 FROM landmark_images WHERE model_id = ? AND ({where})", (self.model_id, *params))]
-        for table in ("landmarks", "landmark_counts", "landmark_images"):
-            self.conn.executemany(f"DELETE FROM {table} WHERE model_id = ? AND sha256 = ?",
-                                  [(self.model_id, sha) for sha in shas])
-
-
-def count_rows(model_id: str, sha256: str, source_image: str, threshold: float,
-               counts: dict[str, int]) -> list[tuple]:
-    """landmark_counts rows (LANDMARK_COUNT_COLUMNS order), one per class."""
-    return [(model_id, sha256, threshold, name, source_image, n) for name, n in counts.items()]
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE .. COMMIT, rolled back on any exception (KeyboardInterrupt included)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        delete_images(self.conn, self.model_id, shas)

@@ -1,0 +1,17 @@
+"""The catalog: one SQLite file that predict.py, landmarks.py classify and the web search share.
+
+- ``schema``: tables, migrations, and each table's row type and key (``TABLES``);
+- ``rows``: typed rows (NamedTuples in column order) and ``ModelInfo``;
+- ``connection``: ``Catalog`` (open, create, migrate, refuse a foreign file, write transactions);
+- ``predictions`` / ``landmarks``: the stores that write whole-image and per-landmark rows;
+- ``merge``: shards or deliveries into one catalog, every table.
+"""
+
+from deepmars.catalog.connection import Catalog, CatalogLocked, open_reader
+from deepmars.catalog.rows import (ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow, ModelInfo,
+                                   PredictionRow, RunRow, utc_now)
+from deepmars.catalog.schema import SCHEMA_VERSION, TABLES, TIME_COLUMNS
+
+__all__ = ["Catalog", "CatalogLocked", "ErrorRow", "LandmarkCountRow", "LandmarkImageRow", "LandmarkRow",
+           "ModelInfo", "PredictionRow", "RunRow", "SCHEMA_VERSION", "TABLES", "TIME_COLUMNS", "open_reader",
+           "utc_now"]
