@@ -1,6 +1,6 @@
-"""Landmark detector throughput and memory (issue 7 targets: >= 5 Mpx/s, <= 1 GB peak RSS on 1 Gpx).
+"""Landmark detector throughput and memory (targets: >= 5 Mpx/s, <= 1 GB peak RSS on 1 Gpx).
 
-    DEEPMARS_DATA=../shared/data python benchmarks/landmarks_throughput.py [--gigapixel-side 32768]
+    DEEPMARS_DATA=/path/to/data python benchmarks/landmarks_throughput.py [--gigapixel-side 32768]
 
 1. Salience on the real browse image at working resolution (every one of its 6.1 M pixels): exact
    formula, so the printed approximation error is 0, checked against the literal formula on
@@ -162,7 +162,7 @@ def gigapixel_benchmark(side: int, fmt: str, scale: float | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DEEPMARS_DATA", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data", default=os.environ.get("DEEPMARS_DATA"))
     parser.add_argument("--gigapixel-side", type=int, default=32768, help="side of the generated square input")
     parser.add_argument("--format", choices=sorted(WRITERS), action="append",
                         help="gigapixel input format(s); default: tiff (the JPEG takes ~1 GB and ~20 s to write)")
@@ -170,6 +170,8 @@ def main() -> None:
                         help="working scale for the gigapixel run (default: browse, width 2048)")
     parser.add_argument("--skip-gigapixel", action="store_true")
     args = parser.parse_args()
+    if not args.data:
+        parser.error("set DEEPMARS_DATA (or --data) to the folder holding hirise_browse/")
     path = Path(args.data) / BROWSE
     if path.is_file():
         browse_benchmarks(path)

@@ -1,6 +1,6 @@
 """Predict throughput and memory: end-to-end vs model-only, peak RSS over 100k images, archive time.
 
-    DEEPMARS_DATA=../shared/data python benchmarks/predict_throughput.py
+    DEEPMARS_DATA=/path/to/data python benchmarks/predict_throughput.py
         [--images 512] [--rounds 3] [--batch-size 64] [--configs 1x1,2x1,2x0] [--memory-images 100000]
         [--profile]
 
@@ -205,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     data = os.environ.get("DEEPMARS_DATA")
     if not data or not (Path(data) / "msl" / "calibrated").is_dir():
-        sys.exit("set DEEPMARS_DATA to the folder holding msl/ (e.g. DEEPMARS_DATA=../shared/data)")
+        sys.exit("set DEEPMARS_DATA to the folder holding msl/ (e.g. DEEPMARS_DATA=~/data holding msl/)")
     with tempfile.TemporaryDirectory(prefix="deepmars-bench-") as tmp:
         if args.memory_images:  # first: the kernel's peak-RSS of children must be predict.py's alone
             memory_run(args.memory_images, Path(tmp))

@@ -15,6 +15,7 @@ import argparse
 import copy
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def main() -> None:
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
-    data_root = Path(os.environ.get("DEEPMARS_DATA", "../shared/data")) / "hirise"
+    if not os.environ.get("DEEPMARS_DATA"):
+        sys.exit("set DEEPMARS_DATA to the folder holding hirise/ (the published HiRISE v1 data set)")
+    data_root = Path(os.environ["DEEPMARS_DATA"]) / "hirise"
     torch.set_num_threads(args.threads)
     cfg = config(args.img_size, args.batch, args.iters)
     ds = load_dataset(cfg.dataset, data_root)

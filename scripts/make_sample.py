@@ -8,6 +8,7 @@ Selection is deterministic: per class, images are taken round-robin over HiRISE 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections import defaultdict
@@ -66,7 +67,10 @@ def make_msl(src: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
-    data = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    if len(sys.argv) < 2 and not os.environ.get("DEEPMARS_DATA"):
+        sys.exit("usage: python scripts/make_sample.py DATA_DIR (the folder holding hirise/ and msl/; "
+                 "default $DEEPMARS_DATA)")
+    data = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ["DEEPMARS_DATA"])
     shutil.rmtree(OUT / "hirise", ignore_errors=True)
     shutil.rmtree(OUT / "msl", ignore_errors=True)
     make_hirise(data / "hirise", OUT / "hirise")

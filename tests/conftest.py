@@ -117,5 +117,5 @@ def real_data() -> Path:
     value = os.environ.get("DEEPMARS_DATA")
     if not value:
         pytest.skip("DEEPMARS_DATA is not set: the real MSL/HiRISE data sets are needed "
-                    "(CI sets it when ../shared/data exists)")
+                    "(CI sets it when the data sets lie beside the clone)")
     return Path(value)

@@ -512,7 +512,7 @@ def test_archive_at_top_level_is_found(tmp_path):
 @pytest.mark.parametrize("name", ["msl", "hirise"])
 def test_shared_data_sets_resolve(name, monkeypatch):
     if not SHARED or not (Path(SHARED) / name).is_dir():
-        pytest.skip(f"DEEPMARS_DATA does not hold {name}/ (set it to ../shared/data)")
+        pytest.skip(f"DEEPMARS_DATA does not hold {name}/ (set it to the folder holding msl/ and hirise/)")
     monkeypatch.setenv("DEEPMARS_DATA", SHARED)
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
     assert resolve_root(cfg, download=False) == (Path(SHARED) / name).resolve()

@@ -1,7 +1,7 @@
 """Shared builders for the predict tests (no tests here): tiny images, bad files, a tiny model.
 
 Images are written in the MSL naming layout (``<sol><instrument>...``) so name metadata is
-exercised; every bad-file kind of issue 6 has a writer; the model is timm's test_efficientnet.
+exercised; every kind of bad file predict.py must refuse has a writer; the model is timm's test_efficientnet.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 
 
 def bad_files() -> dict[str, bytes]:
-    """Files that must be refused, by name: each bad-file kind of issue 6."""
+    """Files that must be refused, by name: each kind of bad file predict.py must refuse."""
     rgb = np.random.default_rng(7).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     jpeg = _encoded(Image.fromarray(rgb), "JPEG")
     corrupt = bytearray(jpeg)

@@ -1,7 +1,7 @@
 """The 46 unlabeled MSL images (in calibrated/, in no split file) as a real "new batch".
 
 With the tiny untrained network this proves the run on real files (names, sizes, modes, the
-data set's own metadata rule); the trained model's summary of this batch is in the issue's notes.
+data set's own metadata rule); the README gives the trained model's summary of this batch.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SPLITS = ("train-calibrated-shuffled.txt", "val-calibrated-shuffled.txt", "test-
 def msl() -> Path:
     value = os.environ.get("DEEPMARS_DATA")
     if not value:
-        pytest.skip("DEEPMARS_DATA is not set: the real MSL data set is needed (e.g. DEEPMARS_DATA=../shared/data)")
+        pytest.skip("DEEPMARS_DATA is not set: the real MSL data set is needed (e.g. DEEPMARS_DATA=~/data holding msl/)")
     root = Path(value) / "msl"
     if not (root / "calibrated").is_dir():
         pytest.skip(f"{root}/calibrated not found: DEEPMARS_DATA must hold msl/ as published (Zenodo 1049137)")

@@ -195,7 +195,7 @@ def test_saved_split_lists_use_the_label_format_and_read_back(msl, tmp_path):
         assert [(ln.name, ln.class_id) for ln in back] == [(s.name, s.class_id) for s in splits[name]]
 
 
-# --- the real data sets (exact numbers from the paper and ../shared/data/README.md) --------------------
+# --- the real data sets (exact numbers from the paper and the data sets' own READMEs) --------------------
 
 @pytest.fixture(scope="module")
 def real_msl(real_data: Path) -> LabeledDataset:

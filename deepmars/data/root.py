@@ -1,4 +1,4 @@
-"""Where a data set lives: the configured root, the shared data folder, or the user cache.
+"""Where a data set lives: the configured root, the $DEEPMARS_DATA folder, or the user cache.
 
 Every reader, split and entry point asks ``resolve_root`` for the folder that holds a data set in
 its published (Zenodo) layout, so the lookup order and its error messages are the same
@@ -90,7 +90,7 @@ def _name(dataset_cfg: Mapping) -> str:
 def _shared_root(name: str) -> Path | None:
     """``$DEEPMARS_DATA/<name>`` if the variable is set and the folder exists, else None.
 
-    A missing folder falls through to the cache (the shared folder need not hold every data set);
+    A missing folder falls through to the cache (the $DEEPMARS_DATA folder need not hold every data set);
     an existing but incomplete one is an error, since the user pointed at it on purpose.
     """
     base = os.environ.get(DATA_ENV)

@@ -1,4 +1,4 @@
-"""Landmark detector and cropper for (large) map-projected Mars orbital images (issue 7).
+"""Landmark detector and cropper for (large) map-projected Mars orbital images.
 
 Modules, one concept each:
     salience  exact per-pixel salience, running-histogram kernel (numba)
