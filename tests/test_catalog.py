@@ -36,6 +36,7 @@ def _landmark_catalog(tmp_path, name, *scenes):
     return catalog
 
 
+@pytest.mark.slow
 def test_merge_carries_every_table_landmarks_included(tmp_path):
     folder = tmp_path / "images"
     scenes = [write_scene(folder, A), write_scene(folder, B)]
@@ -55,6 +56,7 @@ def test_merge_carries_every_table_landmarks_included(tmp_path):
     assert sql(merged, "SELECT count(*) FROM runs") == [(2,)]
 
 
+@pytest.mark.slow
 def test_merge_keeps_the_newer_of_two_images_with_the_same_name_and_all_its_rows(tmp_path):
     older = _landmark_catalog(tmp_path, "older", A, B)
     newer_folder = tmp_path / "newer-images"
@@ -96,6 +98,7 @@ def test_a_foreign_sqlite_file_is_refused_and_left_exactly_as_it_was(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
+@pytest.mark.slow
 def test_a_catalog_locked_by_another_process_is_a_message_and_exit_4(tmp_path, monkeypatch, capsys):
     images, model = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
     write_images(images, 3)

@@ -83,6 +83,7 @@ def test_design_covers_every_pair_of_group_options():
 
 @pytest.mark.parametrize(("ds_split", "model", "optim", "schedule"), DESIGN,
                          ids=["-".join([*r[0], *r[1:]]) for r in DESIGN])
+@pytest.mark.slow
 def test_group_combination_composes_and_validates(tmp_path, ds_split, model, optim, schedule):
     dataset, split = ds_split
     (source, name), extra = MODELS[model]
@@ -120,6 +121,7 @@ def test_sample_dataset_and_split_load_and_split(tmp_path, dataset, split, sizes
     (["dataset=msl", "split=sol"], {"train": 3746, "val": 1640, "test": 1305}),
     (["dataset=hirise"], {"train": 2746, "val": 538, "test": 536}),
 ])
+@pytest.mark.slow
 def test_full_dataset_from_deepmars_data(real_data, monkeypatch, tmp_path, overrides, sizes):
     monkeypatch.setenv("DEEPMARS_DATA", str(real_data))
     cfg = compose_run(overrides, tmp_path)
@@ -252,6 +254,7 @@ def test_paper_presets_are_present_and_carry_the_paper_recipe(tmp_path):
     (["+learning_rate=0.1"], "learning_rate: Key 'learning_rate' not in 'TrainConfig'; allowed keys: ['dataset', "),
     (["dataset.root=${oc.env:DEEPMARS_NO_SUCH_VARIABLE}"], "dataset.root: KeyError raised while resolving interpolation"),
 ])
+@pytest.mark.slow
 def test_bad_value_names_key_and_allowed_values(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as info:
         compose_run(overrides, tmp_path)
@@ -279,6 +282,7 @@ def train_py(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_train_help_lists_the_config_groups():
     out = train_py("--help")
     assert out.returncode == 0, out.stderr

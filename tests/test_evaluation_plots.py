@@ -33,6 +33,7 @@ def _opens(path):
     assert plt.get_fignums() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalised", [False, True])
 def test_confusion_matrix_24_classes(tmp_path, normalised):
     counts = confusion_counts(PROBS, TARGETS, C)

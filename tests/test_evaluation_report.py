@@ -29,6 +29,7 @@ TEST = SplitPredictions(
 )
 
 
+@pytest.mark.slow
 def test_full_report_metrics_and_files(tmp_path):
     routed = SplitPredictions(targets=TEST.targets, probs=np.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05],
                                                                      [0.2, 0.7, 0.1]]))
@@ -73,6 +74,7 @@ def test_full_report_metrics_and_files(tmp_path):
     assert "equal-width bins" in report  # the ECE definition is stated
 
 
+@pytest.mark.slow
 def test_empty_split_and_no_training_split_still_report(tmp_path):
     empty = SplitPredictions(targets=np.zeros(0, dtype=int), probs=np.zeros((0,)))
     m = write_report({"val": VAL, "test": empty}, NAMES, tmp_path, dataset="hirise")
@@ -86,6 +88,7 @@ def test_empty_split_and_no_training_split_still_report(tmp_path):
     assert (tmp_path / "per_class_test.csv").exists()
 
 
+@pytest.mark.slow
 def test_no_calibration_split_no_dataset(tmp_path):
     m = write_report({"test": TEST}, NAMES, tmp_path)
     assert "temperature" not in m and "test_ece_calibrated" not in m and "test_ece" in m

@@ -21,6 +21,7 @@ def blobs(n_per: int, classes: list[int], dim: int = 5, seed: int = 0) -> tuple[
     return x.astype(np.float64), y
 
 
+@pytest.mark.slow
 def test_probe_head_reproduces_logistic_regression_and_never_predicts_absent_classes():
     x, y = blobs(30, [0, 1, 3])  # class 2 has no training image
     weight, bias, acc = fit_probe(x, y, 4, c=1.0)

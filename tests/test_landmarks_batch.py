@@ -114,6 +114,7 @@ def test_find_images_folder_glob_and_list(batch):
         find_images(str(batch / "*.tif"))
 
 
+@pytest.mark.slow
 def test_entry_point_runs_and_reports_config_errors(batch, tmp_path):
     ok = subprocess.run([sys.executable, "landmarks.py", f"input={batch / 'black.png'}",
                          f"output_dir={tmp_path / 'o'}",

@@ -215,6 +215,7 @@ def test_overlay_boxes_take_class_colours_and_sit_next_to_the_catalog(scenes, tm
 
 
 # ------------------------------------------------------------------------------------ incremental and crashes
+@pytest.mark.slow
 def test_rerun_skips_done_images_force_redoes_and_copies_are_not_counted_twice(scenes, tmp_path):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
@@ -241,6 +242,7 @@ def test_rerun_skips_done_images_force_redoes_and_copies_are_not_counted_twice(s
     assert sql(catalog, "SELECT count(*) FROM landmark_images") == [(2,)]
 
 
+@pytest.mark.slow
 def test_changed_file_replaces_its_rows_and_a_name_clash_is_refused(scenes, tmp_path):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
@@ -277,6 +279,7 @@ class _InterruptCounts:
         return getattr(self._conn, name)
 
 
+@pytest.mark.slow
 def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_path, monkeypatch):
     (tmp_path / "bad.png").write_text("not an image")
     inputs = [str(scenes / f"{A}.browse.png"), str(tmp_path / "bad.png"), str(scenes / f"{B}.browse.png")]
@@ -406,6 +409,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow
 def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path):
     model = tiny_hirise_bundle(tmp_path / "model.pt")
     catalog = tmp_path / "out" / "catalog.sqlite"
@@ -420,6 +424,7 @@ def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path):
     assert cli.main(config("command=query", "class=crater", "min_count=0", f"catalog={catalog}")) == 0
 
 
+@pytest.mark.slow
 def test_real_browse_image_with_an_untrained_bundle(tmp_path):
     data = os.environ.get("DEEPMARS_DATA")
     image = Path(data or ".") / "hirise_browse" / "ESP_072719_1970_RED.browse.jpg"

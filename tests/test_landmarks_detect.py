@@ -42,6 +42,7 @@ def test_source_frame_box_scales_back_to_full_resolution():
     assert (lm.src_x, lm.src_y, lm.src_w, lm.src_h) == (lm.x * 10, lm.y * 10, lm.w * 10, lm.h * 10)
 
 
+@pytest.mark.slow
 def test_tiled_equals_whole_image():
     image = working(terrain(300, 400, seed=1))
     whole = DetectSettings(scales=(1, 2), window=9, smooth=1, tile_size=10_000, min_region=16)
@@ -132,6 +133,7 @@ def _nodata_fraction(image: WorkingImage, lm) -> float:
     return float((box <= 5).mean())
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_nodata_mask_removes_border_detections_on_real_browse_image(browse):
     masked = detect_landmarks(browse, DetectSettings(), "ESP_072719_1970_RED").landmarks

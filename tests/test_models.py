@@ -42,6 +42,7 @@ def classify(model: torch.nn.Module, preprocess: Preprocess, rgb: np.ndarray) ->
     ("chelsea", 285, 0.79),  # Egyptian cat
     ("coffee", 967, 0.91),   # espresso
 ])
+@pytest.mark.slow
 def test_offline_package_weights_are_genuine_imagenet(lite0_imagenet, image, imagenet_class, prob):
     model, preprocess = lite0_imagenet
     probs = classify(model, preprocess, getattr(skdata, image)())
@@ -76,6 +77,7 @@ def test_package_weights_only_fit_lite0():
         build_model({**TINY, "pretrained": "efficientnet_lite0_package"}, 3)
 
 
+@pytest.mark.slow
 def test_timm_head_replaced_and_tiny_model_runs():
     model, preprocess = build_model(TINY, 5)
     assert head_prefix(model) == "classifier"
@@ -84,6 +86,7 @@ def test_timm_head_replaced_and_tiny_model_runs():
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 5)
 
 
+@pytest.mark.slow
 def test_alexnet_head_replaced_with_paper_input():
     model, preprocess = build_model(ALEXNET, 24)
     assert head_prefix(model) == "classifier.6"
@@ -121,6 +124,7 @@ def test_wrong_architecture_file_names_first_mismatching_tensor(tmp_path, lite0_
     assert f"'conv_stem.weight': expected shape {tiny_stem}, found (32, 3, 3, 3)" in str(err.value)
 
 
+@pytest.mark.slow
 def test_file_of_other_network_names_missing_tensor(tmp_path):
     path = tmp_path / "alexnet.pth"
     torch.save(build_model(ALEXNET, 2)[0].state_dict(), path)
@@ -190,6 +194,7 @@ def test_model_configs_validate(yaml):
     assert spec.pretrained in ("imagenet", "none", "efficientnet_lite0_package")
 
 
+@pytest.mark.slow
 def test_bundle_round_trip_gives_identical_outputs(tmp_path):
     model, preprocess = build_model(OmegaConf.load(CONF / "tiny.yaml"), 4)
     model.eval()

@@ -17,6 +17,7 @@ from deepmars.training.run import train
 from test_training import CONF, ROOT, _TEMPLATE_DB, compose_cfg, overrides_for, runs  # noqa: F401
 
 
+@pytest.mark.slow
 def test_per_instrument_models_are_trained_routed_and_compared(tmp_path):
     train(compose_cfg(tmp_path / "single", "dataset=sample_msl", "split=sol"))
     single = runs(tmp_path / "single")[0].info.run_id
@@ -45,6 +46,7 @@ def test_per_instrument_models_are_trained_routed_and_compared(tmp_path):
     assert store.exists()
 
 
+@pytest.mark.slow
 def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path):
     train(compose_cfg(tmp_path))
     (source,) = runs(tmp_path)
@@ -61,6 +63,7 @@ def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path
     assert (tmp_path / "eval" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
     train(compose_cfg(tmp_path))
     (source,) = runs(tmp_path)
@@ -74,6 +77,7 @@ def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
     assert "only in the data set: ['apxs'" in str(err.value)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_needs_a_model(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "dataset=sample_hirise", "split=all",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
@@ -81,6 +85,7 @@ def test_evaluate_cli_needs_a_model(tmp_path):
     assert "model_uri" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_single_model_is_compared_through_its_own_preprocessing(tmp_path, monkeypatch):
     # A 224 px single model was once scored on the per-instrument models' 160 px images.
     import deepmars.training.per_group as per_group

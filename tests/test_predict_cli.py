@@ -93,6 +93,7 @@ def test_export_csv_and_parquet_with_the_query_filters(catalog, tmp_path, capsys
     assert (tmp_path / "errors.csv").read_text().splitlines()[1].startswith("runs:/a,/m/bad.JPG,,0,1,empty file")
 
 
+@pytest.mark.slow
 def test_predict_exit_codes(tmp_path, capsys):
     images, model = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
     write_images(images, 3)
@@ -108,6 +109,7 @@ def test_predict_exit_codes(tmp_path, capsys):
     assert code == cli.EXIT_CANNOT_RUN == 4 and "gone.pt not found" in err
 
 
+@pytest.mark.slow
 def test_entry_point_positional_command_and_hydra_usage_errors(catalog, tmp_path):
     done = run_predict_py("query", "class=drill", "min_confidence=0.9", f"catalog={catalog}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

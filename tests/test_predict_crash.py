@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from test_predict_fixtures import (PREDICT_PY, ROOT, bad_files, options, table_rows, tiny_bundle, write_files,
                                    write_images)
 
@@ -51,6 +53,7 @@ def _signal_after_first_batches(args: list[str], catalog, cwd, min_rows: int, si
     return _count(catalog), stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
     folder = tmp_path / "in"
     paths = write_images(folder, N_IMAGES, size=(320, 240))
@@ -76,6 +79,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
         assert conn.execute("SELECT count(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_exit_code_130(tmp_path):
     write_images(tmp_path / "in", N_IMAGES, size=(320, 240))
     model = tiny_bundle(tmp_path / "m.pt")

@@ -95,6 +95,7 @@ def test_fixed_bad_file_moves_from_errors_to_predictions(tmp_path, models):
     assert table_rows(catalog, "errors") == []
 
 
+@pytest.mark.slow
 def test_worker_processes_write_the_same_catalog_as_in_process_decoding(tmp_path, models):
     folder = tmp_path / "in"
     write_images(folder, 20)

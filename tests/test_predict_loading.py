@@ -38,6 +38,7 @@ def _same_weights(a, b) -> bool:
     return sa.keys() == sb.keys() and all(np.array_equal(sa[k].numpy(), sb[k].numpy()) for k in sa)
 
 
+@pytest.mark.slow
 def test_checkpoint_path(store):
     bundle = load_bundle(str(store["bundle"]))
     assert bundle.class_names == CLASSES and bundle.temperature == 1.5

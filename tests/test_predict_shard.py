@@ -34,6 +34,7 @@ def runs(tmp_path_factory):
     return root, single, shards
 
 
+@pytest.mark.slow
 def test_shards_split_the_work(runs):
     _, single, shards = runs
     assert sum(s.classified for s in shards) == single.classified == 30
@@ -63,6 +64,7 @@ def test_merge_keeps_the_later_state_of_a_path(tmp_path):
         assert cat.conn.execute("SELECT path FROM errors").fetchall() == [("/a",)]
 
 
+@pytest.mark.slow
 def test_shard_option_names_its_own_catalog_and_merge_takes_a_glob(tmp_path):
     opts = predict_options(predict_config("input=x", "model=m.pt", "shard=2/4", "catalog=out/cat.sqlite"))
     assert (opts.shard, str(opts.catalog)) == (Shard(2, 4), "out/cat.shard-2-of-4.sqlite")

@@ -122,6 +122,7 @@ def test_source_image_split_never_shares_a_source_image(hirise):
         assert sizes(splits) == {"train": 98, "val": 19, "test": 19}
 
 
+@pytest.mark.slow
 def test_source_image_split_is_deterministic_per_seed_and_differs_across_seeds(hirise):
     runs = [partition(make_splits(hirise, split_cfg("source_image", seed=seed))) for seed in range(5)]
     assert runs[0] == partition(make_splits(hirise, split_cfg("source_image", seed=0)))

@@ -76,6 +76,7 @@ def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(tmp_path / "ckpt" / LATEST)["model"]
 
 
+@pytest.mark.slow
 def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
     val_acc = train(compose_cfg(tmp_path, "tracking.log_model=true"))
     (run,) = runs(tmp_path)
@@ -104,6 +105,7 @@ def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
     torch.testing.assert_close(net.eval()(x), bundle.model.eval()(x))
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     a = train(compose_cfg(tmp_path / "a"))
     wa = final_weights(tmp_path / "a")
@@ -122,6 +124,7 @@ def _train_cli(tmp_path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path):
     long = ("trainer.max_iters=14", "trainer.checkpoint_every=2")
     train(compose_cfg(tmp_path / "whole", *long))
@@ -155,6 +158,7 @@ def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path
     assert steps == set(range(14))
 
 
+@pytest.mark.slow
 def test_resume_with_a_different_config_names_the_keys(tmp_path):
     train(compose_cfg(tmp_path))
     ckpt = tmp_path / "ckpt" / LATEST
@@ -164,6 +168,7 @@ def test_resume_with_a_different_config_names_the_keys(tmp_path):
     assert "trainer.batch_size: 16 -> 8" in str(err.value)
 
 
+@pytest.mark.slow
 def test_resume_by_run_id(tmp_path):
     train(compose_cfg(tmp_path, "trainer.max_iters=4"))
     (run,) = runs(tmp_path)
@@ -179,6 +184,7 @@ def test_unknown_resume_value_is_a_clear_error(tmp_path):
         train(compose_cfg(tmp_path, "trainer.resume=nowhere.pt"))
 
 
+@pytest.mark.slow
 def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch):
     from deepmars.training import loop as loop_mod
 
@@ -215,6 +221,7 @@ def _sample_copy_with_corrupt_train_image(tmp_path: Path) -> tuple[Path, str]:
     return root, victim.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", ["memory", "none"])
 def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache):
     root, victim = _sample_copy_with_corrupt_train_image(tmp_path)
@@ -236,6 +243,7 @@ def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache):
     assert m["train_n"] + m["val_n"] + m["test_n"] == n_train - 1
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import errno
 
@@ -261,11 +269,13 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
     assert run.data.metrics["failed_checkpoints"] == 1
 
 
+@pytest.mark.slow
 def test_lr_mult_pattern_matching_nothing_stops_before_training(tmp_path):
     with pytest.raises(ConfigError, match="no_such_layer"):
         train(compose_cfg(tmp_path, "+optim.lr_mult.no_such_layer=2"))
 
 
+@pytest.mark.slow
 def test_empty_split_is_an_error_before_training(tmp_path):
     from deepmars.errors import DataError
 
@@ -276,6 +286,7 @@ def test_empty_split_is_an_error_before_training(tmp_path):
     assert not (tmp_path / "ckpt").exists()  # nothing trained
 
 
+@pytest.mark.slow
 def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_others(tmp_path):
     base = [a for a in overrides_for(tmp_path) if not a.startswith("trainer.checkpoint_dir")]
     args = [sys.executable, str(ROOT / "train.py"), "-m", *base, "trainer.max_iters=3",
