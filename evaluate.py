@@ -1,16 +1,17 @@
-"""Re-evaluate a trained model: ``python evaluate.py model_uri=<run id> dataset=msl split=sol splits=[test]``.
+"""Re-evaluate a trained model: ``python evaluate.py model=<run id> dataset=msl split=sol splits=[test]``.
 
-Logic in ``deepmars.evaluation.rerun``; config in ``conf/evaluate.yaml``.
+Logic in ``deepmars.evaluation.rerun``; config in ``conf/evaluate/evaluate.yaml`` (its own folder,
+as predict's: training's conf/model/ group would claim the model= key). Exit codes: deepmars/cli.py.
 """
 
 import hydra
 from omegaconf import DictConfig
 
-import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver
-from deepmars.cli import run_cli
+import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver and the schema defaults
+from deepmars.cli import run_cli, usage_exit_codes
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf/evaluate", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     from deepmars.evaluation.rerun import evaluate_model
 
@@ -18,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with usage_exit_codes():
+        main()

@@ -7,8 +7,8 @@ accuracy so Hydra sweepers (Optuna) can optimise it.
 import hydra
 from omegaconf import DictConfig
 
-import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver
-from deepmars.cli import run_cli
+import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver and the schema defaults
+from deepmars.cli import run_cli, usage_exit_codes
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -20,4 +20,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    with usage_exit_codes():
+        main()

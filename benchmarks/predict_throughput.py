@@ -41,12 +41,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from deepmars.config import ModelConfig  # noqa: E402
 from deepmars.models.bundle import ModelBundle  # noqa: E402
 from deepmars.models.factory import build_model  # noqa: E402
 from deepmars.models.loading import load_bundle  # noqa: E402
 from deepmars.prediction.decode import DecodeSettings, process_path  # noqa: E402
 from deepmars.prediction.options import PredictOptions  # noqa: E402
 from deepmars.prediction.runner import run_predict  # noqa: E402
+from deepmars.schema import load  # noqa: E402
 
 LITE0 = {"source": "timm", "name": "tf_efficientnet_lite0", "pretrained": "none", "img_size": 224, "resize": None}
 TINY = {"source": "timm", "name": "test_efficientnet", "pretrained": "none", "img_size": 64, "resize": 72}
@@ -55,7 +57,7 @@ MSL_METADATA = {"pattern": r"^(?P<sol>\d{4})(?P<instrument>M[LRH])", "types": {"
 
 
 def save_bundle(path: Path, cfg: dict, classes: list[str]) -> Path:
-    model, preprocess = build_model(cfg, len(classes), load_pretrained=False)
+    model, preprocess = build_model(load(ModelConfig, cfg, prefix="model"), len(classes), load_pretrained=False)
     return ModelBundle(model=model, model_cfg=cfg, class_names=classes, preprocess=preprocess,
                        dataset={"name": "msl", "metadata": MSL_METADATA}).save(path)
 

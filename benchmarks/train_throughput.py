@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-import deepmars.config  # noqa: F401
+from deepmars.config import validate
 from deepmars.data.cache import decode_samples
 from deepmars.data.dataset import load_dataset
 from deepmars.models.factory import build_model
@@ -47,7 +47,8 @@ def config(img_size: int, batch: int, iters: int):
     cfg.model.img_size = img_size
     cfg.trainer.batch_size = batch
     cfg.trainer.max_iters = iters
-    return cfg
+    cfg.trainer.checkpoint_dir = "unused"  # the loop below never writes one
+    return validate(cfg)
 
 
 class Timed:
@@ -66,7 +67,7 @@ class Timed:
 def full_loop(cfg, model, pre, train, iters: int, batch: int) -> float:
     model = copy.deepcopy(model)
     opt = build_optimizer(cfg, model)
-    loop = Loop(model=model, optimizer=opt, scheduler=build_scheduler(opt, cfg.schedule, iters),
+    loop = Loop(model=model, optimizer=opt, scheduler=build_scheduler(opt, OmegaConf.to_object(cfg.schedule), iters),
                 criterion=torch.nn.CrossEntropyLoss(), preprocess=pre, augment=cfg.trainer.augment, seed=0,
                 max_iters=iters, eval_every=10**9, checkpoint_every=10**9, log_every=10,
                 checkpoint_dir=Path("/nonexistent"), checkpoint_extra={}, val=None, progress="log",
@@ -108,7 +109,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config(args.img_size, args.batch, args.iters)
     ds = load_dataset(cfg.dataset, data_root)
-    model, pre = build_model(cfg.model, len(ds.class_names))
+    model, pre = build_model(OmegaConf.to_object(cfg.model), len(ds.class_names))
     n = args.batch * (args.iters + 1)
     train = decode_samples(make_splits(ds, cfg.split)["train"][:n], pre, 0, "decode", False)
     full, bare = [], []

@@ -44,6 +44,8 @@ def run_cli(fn: Callable[..., T], *args, **kwargs) -> T:
     In a Hydra multirun the error is re-raised instead, so Hydra records that job as failed and
     the sweep's other jobs still run.
     """
+    global _task_started
+    _task_started = True
     try:
         return fn(*args, **kwargs)
     except DeepMarsError as exc:

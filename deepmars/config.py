@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from deepmars.errors import ConfigError
+from deepmars.schema import load, merge, require
 
 
 def sample_root(name: str) -> str:
@@ -32,6 +35,76 @@ if not OmegaConf.has_resolver("deepmars_sample"):
     OmegaConf.register_new_resolver("deepmars_sample", sample_root)
 
 
+class ClassFormat(StrEnum):
+    indexed = "indexed"  # `<id> <name>` lines, whitespace separated (MSL v1)
+    csv = "csv"  # comma-separated values, columns chosen by dataset.classes.columns
+
+
+class SplitMethod(StrEnum):
+    sol = "sol"
+    files = "files"
+    source_image = "source_image"
+    random = "random"
+    all = "all"
+
+
+class ModelSource(StrEnum):
+    timm = "timm"
+    torchvision = "torchvision"
+
+
+class OptimName(StrEnum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Policy(StrEnum):
+    step = "step"
+    multistep = "multistep"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class Cache(StrEnum):
+    memory = "memory"
+    none = "none"
+
+
+class ClassBalance(StrEnum):
+    none = "none"
+    sampler = "sampler"
+    loss = "loss"
+
+
+class HeadInit(StrEnum):
+    random = "random"
+    linear_probe = "linear_probe"
+
+
+class Progress(StrEnum):
+    auto = "auto"
+    bar = "bar"
+    log = "log"
+
+
+class SplitName(StrEnum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+PACKAGE_WEIGHTS = "efficientnet_lite0_package"
+PACKAGE_ARCH = ("timm", "tf_efficientnet_lite0")
+
+
+def _positive(value: Any) -> bool:
+    return value is not None and value > 0
+
+
+def _fraction(value: Any, *, top_open: bool = False) -> bool:
+    return value is not None and 0 <= value and (value < 1 if top_open else value <= 1)
+
+
 @dataclass
 class DownloadConfig:
     url: Optional[str] = None
@@ -42,10 +115,37 @@ class DownloadConfig:
 
 
 @dataclass
+class ClassColumnsConfig:
+    """Which CSV columns hold the class id and name: a 0-based position, or a header name."""
+
+    id: Any = 0
+    name: Any = 1
+
+    def __post_init__(self) -> None:
+        for key in ("id", "name"):
+            value = getattr(self, key)
+            require((isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+                    or (isinstance(value, str) and value != ""), key, value,
+                    "a column position (0, 1, ...) or a column name of the header row")
+        require(self.id != self.name, "name", self.name, f"another column than id ({self.id!r})")
+
+
+@dataclass
 class ClassesConfig:
     file: Optional[str] = None
-    format: str = "indexed"
+    format: ClassFormat = ClassFormat.indexed
     names: Optional[List[str]] = None
+    # csv only: the first row names the columns (skipped, or used by columns.id / columns.name).
+    header: bool = False
+    columns: ClassColumnsConfig = field(default_factory=ClassColumnsConfig)
+
+    def __post_init__(self) -> None:
+        csv_only = self.header or (self.columns.id, self.columns.name) != (0, 1)
+        require(self.format == ClassFormat.csv or not csv_only, "format", str(self.format),
+                "csv when header or columns are set (they describe a CSV class file)")
+        named = [c for c in (self.columns.id, self.columns.name) if isinstance(c, str)]
+        require(self.header or not named, "header", self.header,
+                f"true: columns {named} are header names (or give column positions)")
 
 
 @dataclass
@@ -73,18 +173,30 @@ class DatasetConfig:
 
 @dataclass
 class SplitConfig:
-    name: str = MISSING
+    name: SplitMethod = MISSING
     sol_range: Optional[Dict[str, List[int]]] = None
     field: str = "source_image"
     fractions: Optional[Dict[str, float]] = None
     tolerance: float = 0.02
     candidates: int = 200
     seed: int = 0
+    # split=random: file names whose match of this regex (its `group` group, else the whole
+    # match) is the same are one group, kept in one split (augmented copies of one image).
+    group_pattern: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        require(self.tolerance >= 0, "tolerance", self.tolerance, "a number >= 0")
+        require(self.candidates >= 1, "candidates", self.candidates, "an integer >= 1")
+        if self.group_pattern is not None:
+            try:
+                re.compile(self.group_pattern)
+            except re.error as exc:
+                require(False, "group_pattern", self.group_pattern, f"a regular expression ({exc})")
 
 
 @dataclass
 class ModelConfig:
-    source: str = MISSING
+    source: ModelSource = MISSING
     name: str = MISSING
     pretrained: str = "none"
     img_size: Optional[int] = None
@@ -92,10 +204,25 @@ class ModelConfig:
     drop_rate: Optional[float] = None
     head: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        require(bool(self.pretrained), "pretrained", self.pretrained,
+                f"imagenet, none, {PACKAGE_WEIGHTS} or the path of a weights file")
+        for key in ("img_size", "resize"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, value, "an integer > 0 or null")
+        require(self.drop_rate is None or _fraction(self.drop_rate, top_open=True), "drop_rate", self.drop_rate,
+                "a number in [0, 1) or null")
+        if self.img_size and self.resize:
+            require(self.resize >= self.img_size, "resize", self.resize, f"an integer >= model.img_size ({self.img_size})")
+        if self.pretrained == PACKAGE_WEIGHTS:
+            require((self.source, self.name) == PACKAGE_ARCH, "pretrained", self.pretrained,
+                    f"imagenet, none or a weights file for {self.source} {self.name}; {PACKAGE_WEIGHTS} weights fit "
+                    "only model.source=timm model.name=tf_efficientnet_lite0 (model=efficientnet_lite0)")
+
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"
+    name: OptimName = OptimName.sgd
     lr: float = 1e-4
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -105,16 +232,36 @@ class OptimConfig:
     bias_lr_mult: float = 1.0
     bias_decay: bool = True
 
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "lr", self.lr, "a number > 0")
+        for key in ("momentum", "weight_decay", "bias_lr_mult"):
+            require(getattr(self, key) >= 0, key, getattr(self, key), "a number >= 0")
+        require(len(self.betas) == 2 and all(_fraction(b, top_open=True) for b in self.betas), "betas",
+                list(self.betas), "two numbers in [0, 1)")
+        for pattern, mult in self.lr_mult.items():
+            require(mult >= 0, f"lr_mult.{pattern}", mult, "a number >= 0 (0 freezes)")
+
 
 @dataclass
 class ScheduleConfig:
-    policy: str = "step"
+    policy: Policy = Policy.step
     stepsize: int = 500
     gamma: float = 0.1
     milestones: List[int] = field(default_factory=list)
     min_lr_ratio: float = 0.0
     warmup_iters: int = 0
     warmup_start_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(self.stepsize >= 1, "stepsize", self.stepsize, "an integer >= 1")
+        require(self.gamma > 0, "gamma", self.gamma, "a number > 0")
+        ms = list(self.milestones)
+        require(all(m >= 1 for m in ms) and ms == sorted(set(ms)) and (ms or self.policy != Policy.multistep),
+                "milestones", ms, "an increasing list of iterations >= 1 (non-empty for policy multistep)")
+        require(_fraction(self.min_lr_ratio), "min_lr_ratio", self.min_lr_ratio, "a number in [0, 1]")
+        require(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, "an integer >= 0")
+        require(_fraction(self.warmup_start_ratio), "warmup_start_ratio", self.warmup_start_ratio,
+                "a number in [0, 1]")
 
 
 @dataclass
@@ -127,25 +274,42 @@ class AugmentConfig:
 
 @dataclass
 class TrainerConfig:
+    # Training length: max_iters wins when both are set (see conf/trainer/default.yaml).
     max_iters: Optional[int] = None
-    epochs: Optional[int] = None
+    epochs: Optional[int] = 10
     batch_size: int = 50
     eval_every: int = 250
     checkpoint_every: int = 250
     log_every: int = 10
-    cache: str = "memory"
+    cache: Cache = Cache.memory
     num_workers: int = 0
     threads: Optional[int] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    class_balance: str = "none"
+    class_balance: ClassBalance = ClassBalance.none
     label_smoothing: float = 0.0
-    head_init: str = "random"
+    head_init: HeadInit = HeadInit.random
     probe_c: float = 1.0
     resume: Optional[str] = None
     checkpoint_dir: str = "checkpoints"
-    progress: str = "auto"
-    eval_splits: List[str] = field(default_factory=lambda: ["train", "val", "test"])
+    progress: Progress = Progress.auto
+    eval_splits: List[SplitName] = field(default_factory=lambda: [SplitName.train, SplitName.val, SplitName.test])
     eval_batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        require(self.max_iters is not None or self.epochs is not None, "max_iters", None,
+                "an integer > 0, or null with trainer.epochs set (one of them gives the training length)")
+        for key in ("max_iters", "epochs"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, value, "an integer > 0 or null")
+        if self.max_iters is not None:
+            self.epochs = None  # max_iters wins: the logged config shows the length actually trained
+        for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "eval_batch_size"):
+            require(_positive(getattr(self, key)), key, getattr(self, key), "an integer > 0")
+        require(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
+        require(self.threads is None or self.threads > 0, "threads", self.threads, "an integer > 0 or null")
+        require(_fraction(self.label_smoothing, top_open=True), "label_smoothing", self.label_smoothing,
+                "a number in [0, 1)")
+        require(self.probe_c > 0, "probe_c", self.probe_c, "a number > 0")
 
 
 @dataclass
@@ -182,83 +346,79 @@ class TrainConfig:
     per_group: Optional[PerGroupConfig] = None
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "split.name": ("sol", "files", "source_image", "random", "all"),
-    "model.source": ("timm", "torchvision"),
-    "optim.name": ("sgd", "adamw"),
-    "schedule.policy": ("step", "multistep", "cosine", "constant"),
-    "trainer.cache": ("memory", "none"),
-    "trainer.class_balance": ("none", "sampler", "loss"),
-    "trainer.head_init": ("random", "linear_probe"),
-    "trainer.progress": ("auto", "bar", "log"),
-    "dataset.classes.format": ("indexed", "csv"),
-}
-POSITIVE = ("trainer.batch_size", "trainer.eval_every", "trainer.checkpoint_every",
-            "trainer.log_every", "trainer.eval_batch_size", "optim.lr")
+# What model= takes in evaluate.py, predict.py and landmarks.py (deepmars.models.loading.load_bundle).
+MODEL_FORMS = ("a bundle file (model.pt), runs:/<run_id>, a run id, models:/<name>/<version>, "
+               "models:/<name>@<alias> or a registered model name")
 
 
-def _check_values(cfg: DictConfig) -> None:
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
-    for key in POSITIVE:
-        value = OmegaConf.select(cfg, key)
-        if value is None or value <= 0:
-            raise ConfigError(f"{key}: must be > 0, got {value!r}")
-    t = cfg.trainer
-    if (t.max_iters is None) == (t.epochs is None):
-        raise ConfigError("trainer.max_iters / trainer.epochs: set exactly one (the other null), "
-                          f"got max_iters={t.max_iters}, epochs={t.epochs}")
-    if (t.max_iters or t.epochs or 1) <= 0:
-        raise ConfigError("trainer.max_iters / trainer.epochs must be > 0")
-    bad = [s for s in t.eval_splits if s not in ("train", "val", "test")]
-    if bad:
-        raise ConfigError(f"trainer.eval_splits: {bad} not in ['train', 'val', 'test']")
-    if t.num_workers < 0:
-        raise ConfigError(f"trainer.num_workers: must be >= 0, got {t.num_workers}")
+@dataclass
+class EvaluateConfig:
+    """``evaluate.py``: a trained model on a labeled data set's splits (conf/evaluate/evaluate.yaml)."""
+
+    model: Optional[str] = None
+    model_uri: Optional[str] = None  # the old name of ``model``, still read
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    splits: List[SplitName] = field(default_factory=lambda: [SplitName.test])
+    batch_size: int = 100
+    num_workers: int = 0
+    seed: int = 0
+    output_dir: str = "evaluation"
+
+    def __post_init__(self) -> None:
+        if self.model_uri:
+            require(self.model in (None, "", self.model_uri), "model_uri", self.model_uri,
+                    f"the same model as model= ({self.model!r}); model_uri= is model='s old name, set only model=")
+            self.model = self.model_uri
+        require(bool(self.model), "model", self.model, MODEL_FORMS + " (e.g. python evaluate.py model=<run id> ...)")
+        require(self.batch_size > 0, "batch_size", self.batch_size, "an integer > 0")
+        require(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
 
 
-def _touch_all(node: DictConfig | ListConfig) -> None:
-    """Read every set value, so an interpolation that cannot resolve fails with its full key."""
-    for k in (node.keys() if isinstance(node, DictConfig) else range(len(node))):
-        if not OmegaConf.is_missing(node, k):
-            child = node[k]
-            if isinstance(child, (DictConfig, ListConfig)):
-                _touch_all(child)
+def schema_defaults(schema: type) -> dict:
+    """Every key of ``schema`` with its default (``???`` where required), as plain YAML values.
+
+    Composed first under each entry point's YAML (``defaults: [train_defaults, _self_, ...]``), so
+    any key of the schema can be overridden on the command line without ``+`` (e.g. dataset.root
+    on a data set YAML that does not set it). Untyped on purpose: the values are checked by
+    :func:`validate`, whose messages name the allowed values, not by Hydra while composing.
+    """
+    return OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
 
 
-def _allowed_keys(key: str) -> str:
-    """'; allowed keys: [...]' for an unknown ``key``, from the schema node that would hold it."""
-    parent = key.rpartition(".")[0]
-    schema = OmegaConf.structured(TrainConfig)
-    node = OmegaConf.select(schema, parent) if parent else schema
-    if not isinstance(node, DictConfig) or OmegaConf.get_type(node) in (dict, None):
-        return ""
-    return f"; allowed keys: {sorted(str(k) for k in node.keys())}"
+ConfigStore.instance().store(name="train_defaults", node=schema_defaults(TrainConfig))
+ConfigStore.instance().store(name="evaluate_defaults", node=schema_defaults(EvaluateConfig))
+
+LENGTH_KEYS = ("trainer.max_iters", "trainer.epochs")
+
+
+def _length_set_on_command_line() -> str | None:
+    """The one of trainer.max_iters / trainer.epochs given a value on the command line, if only one was."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    except (ImportError, ValueError):
+        return None
+    given = {key for o in overrides for key in LENGTH_KEYS
+             if o.lstrip("+").partition("=")[0] == key and o.partition("=")[2] not in ("null", "")}
+    return given.pop() if len(given) == 1 else None
 
 
 def validate(cfg: DictConfig) -> DictConfig:
-    """Merge ``cfg`` into the schema (types, unknown keys) and check allowed values."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
-        try:
-            OmegaConf.resolve(merged)
-        except InterpolationResolutionError:
-            _touch_all(merged)  # raises the same error, now naming its key (resolve's does not)
-            raise
-        for key in ("dataset.name", "dataset.labels", "model.source", "model.name", "split.name"):
-            parent, _, leaf = key.rpartition(".")  # is_missing takes one key, not a dotted path
-            if OmegaConf.is_missing(OmegaConf.select(merged, parent), leaf):
-                raise ConfigError(f"{key} is required (missing value '???')")
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None)
-        msg = str(exc).splitlines()[0]
-        if isinstance(exc, ConfigKeyError) and key:
-            msg += _allowed_keys(key)
-        raise ConfigError(f"{key}: {msg}" if key else msg) from None
-    _check_values(merged)
-    return merged
+    """``cfg`` checked against :class:`TrainConfig` (types, unknown keys, allowed values, ranges).
+
+    Returns the validated config, every interpolation resolved. The training length: a
+    trainer.max_iters or trainer.epochs given alone on the command line wins over the other's
+    value from a preset; otherwise max_iters wins when both are set.
+    """
+    merged = merge(TrainConfig, cfg)
+    given = _length_set_on_command_line()
+    if given is not None:
+        other = next(k for k in LENGTH_KEYS if k != given)
+        OmegaConf.update(merged, other, None)
+    return OmegaConf.structured(load(TrainConfig, merged))
 
 
 # Keys that do not change what is trained: they may differ when resuming.
@@ -268,7 +428,7 @@ RUN_ONLY_KEYS = ("per_group", "trainer.resume", "trainer.progress", "trainer.thr
 
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
     """Nested config -> {"a.b.c": value}; lists stay values."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if isinstance(cfg, DictConfig) else cfg
     out: dict[str, Any] = {}
     for k, v in data.items():
         key = f"{prefix}{k}"
@@ -279,10 +439,17 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Keys added to the schema after runs were checkpointed, with the value that reproduces the older
+# behaviour: left out of the identity at that value, so those checkpoints still resume.
+LATER_KEYS = {"dataset.classes.header": False, "dataset.classes.columns.id": 0, "dataset.classes.columns.name": 1,
+              "split.group_pattern": None}
+
+
 def training_identity(cfg: DictConfig) -> dict[str, Any]:
     """The flattened config minus run-only keys: what must match for an exact resume."""
     return {k: v for k, v in flatten(cfg).items()
-            if not any(k == r or k.startswith(r + ".") for r in RUN_ONLY_KEYS)}
+            if not any(k == r or k.startswith(r + ".") for r in RUN_ONLY_KEYS)
+            and not (k in LATER_KEYS and v == LATER_KEYS[k])}
 
 
 def config_hash(cfg: DictConfig) -> str:

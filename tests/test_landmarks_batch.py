@@ -13,6 +13,7 @@ from PIL import Image
 
 from deepmars.data.labels import read_label_file
 from deepmars.errors import ConfigError, DataError
+from deepmars.landmarks import cli
 from deepmars.landmarks.batch import find_images, run_from_config
 from deepmars.landmarks.synthetic import disc_scene
 
@@ -112,6 +113,13 @@ def test_find_images_folder_glob_and_list(batch):
     assert len(find_images([str(batch / "black.png"), str(batch / "missing.png")])) == 2
     with pytest.raises(ConfigError, match="input"):
         find_images(str(batch / "*.tif"))
+
+
+def test_detect_exits_3_when_some_images_failed(batch, tmp_path):
+    good, bad = batch / "black.png", batch / "notes.jpg"
+    assert cli.main(config(f"input=['{good}']", f"output_dir={tmp_path / 'ok'}")) == cli.EXIT_OK == 0
+    assert cli.main(config(f"input=['{good}','{bad}']", f"output_dir={tmp_path / 'some'}")) == cli.EXIT_SOME_FAILED == 3
+    assert "not an image" in (tmp_path / "some" / "images.csv").read_text()
 
 
 @pytest.mark.slow

@@ -14,16 +14,28 @@ from omegaconf import OmegaConf
 from PIL import Image
 from skimage import data as skdata
 
+from deepmars.config import ModelConfig
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import ConfigError, WeightsError
+from deepmars.models import factory
 from deepmars.models.bundle import ModelBundle
-from deepmars.models.factory import build_model, head_prefix, model_spec
+from deepmars.models.factory import head_prefix
+from deepmars.schema import load
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 LITE0 = {"source": "timm", "name": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0_package",
          "img_size": 224, "resize": None}
 TINY = {"source": "timm", "name": "test_efficientnet", "pretrained": "none", "img_size": 64, "resize": 72}
 ALEXNET = {"source": "torchvision", "name": "alexnet", "pretrained": "none", "img_size": 227, "resize": 256}
+
+
+def model_config(cfg) -> ModelConfig:
+    """A ``model`` config (dict or YAML) validated as train.py validates it."""
+    return load(ModelConfig, cfg, prefix="model")
+
+
+def build_model(cfg, num_classes: int, **kwargs):
+    return factory.build_model(model_config(cfg), num_classes, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +85,7 @@ def test_package_missing_says_how_to_install(monkeypatch):
 
 
 def test_package_weights_only_fit_lite0():
-    with pytest.raises(ConfigError, match="tf_efficientnet_lite0"):
+    with pytest.raises(ConfigError, match="model.pretrained: got 'efficientnet_lite0_package', .*tf_efficientnet_lite0"):
         build_model({**TINY, "pretrained": "efficientnet_lite0_package"}, 3)
 
 
@@ -97,9 +109,9 @@ def test_alexnet_head_replaced_with_paper_input():
 
 def test_configured_head_must_name_a_layer():
     model, _ = build_model(TINY, 3)
-    assert head_prefix(model, {"head": "classifier"}) == "classifier"
+    assert head_prefix(model, "classifier") == "classifier"
     with pytest.raises(ConfigError, match="model.head: 'fc'"):
-        head_prefix(model, {"head": "fc"})
+        head_prefix(model, "fc")
 
 
 def test_weights_file_loads_and_ignores_a_different_classifier(tmp_path, caplog):
@@ -156,10 +168,17 @@ def test_unknown_model_name_lists_close_matches(source, name, expected):
 
 
 def test_bad_source_and_missing_name():
-    with pytest.raises(ConfigError, match="model.source: 'keras' is not one of torchvision, timm"):
-        model_spec({"source": "keras", "name": "x", "pretrained": "none"})
+    with pytest.raises(ConfigError, match="model.source: got 'keras', allowed: one of timm, torchvision"):
+        model_config({"source": "keras", "name": "x", "pretrained": "none"})
     with pytest.raises(ConfigError, match=r"model.name is required"):
-        model_spec(OmegaConf.load(CONF / "timm.yaml"))
+        model_config(OmegaConf.load(CONF / "timm.yaml"))
+    with pytest.raises(ConfigError, match=r"model.resize: got 100, allowed: an integer >= model.img_size \(224\)"):
+        model_config({**LITE0, "resize": 100})
+
+
+def test_timm_input_size_is_checked_against_the_network():
+    with pytest.raises(ConfigError, match="model.img_size: timm vit_tiny_patch16_224 takes only 224x224 inputs"):
+        build_model({"source": "timm", "name": "vit_tiny_patch16_224", "pretrained": "none", "img_size": 160}, 3)
 
 
 def _offline(*args, **kwargs):
@@ -190,7 +209,7 @@ def test_load_pretrained_false_needs_no_weights(tmp_path):
 
 @pytest.mark.parametrize("yaml", sorted(p.name for p in CONF.glob("*.yaml") if p.name != "timm.yaml"))
 def test_model_configs_validate(yaml):
-    spec = model_spec(OmegaConf.load(CONF / yaml))
+    spec = model_config(OmegaConf.load(CONF / yaml))
     assert spec.pretrained in ("imagenet", "none", "efficientnet_lite0_package")
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from deepmars.errors import ConfigError
+from deepmars.config import ModelConfig
 from deepmars.models.factory import build_model, head_prefix
 from deepmars.training.param_groups import build_param_groups, describe_param_groups
 
@@ -86,7 +87,7 @@ def test_head_key_needs_the_head_prefix_and_bad_multipliers_fail():
 
 
 def test_head_key_on_a_real_backbone():
-    model, _ = build_model({"source": "timm", "name": "test_efficientnet", "pretrained": "none"}, 6)
+    model, _ = build_model(ModelConfig(source="timm", name="test_efficientnet", pretrained="none"), 6)
     groups = build_param_groups(model, 1e-4, 5e-4, {"head": 25}, head_prefix=head_prefix(model))
     assert groups[-1]["name"] == "head" and groups[-1]["param_names"] == ["classifier.weight", "classifier.bias"]
     assert groups[-1]["lr"] == pytest.approx(2.5e-3)

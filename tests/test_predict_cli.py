@@ -9,8 +9,9 @@ import pytest
 from test_predict_fixtures import (CLASSES, error_row, write_batch, predict_config, prediction_row, run_predict_py, tiny_bundle,
                                    write_files, write_images)
 
-from deepmars.prediction import cli
 from deepmars.catalog import Catalog, ModelInfo
+from deepmars.errors import ConfigError
+from deepmars.prediction import cli, options
 
 ROWS = [  # path, class, confidence, sol, instrument
     ("/m/a.JPG", "wheel", 0.97, 100, "ML"), ("/m/b.JPG", "wheel", 0.91, 200, "MH"),
@@ -67,13 +68,31 @@ def test_query_filters_limit_and_model_choice(catalog, capsys):
 @pytest.mark.parametrize("overrides, code, message", [
     (("class=wheelz",), 2, "class: 'wheelz' is not a class of this catalog's model; classes: drill, "),
     (("model=runs:/zzz",), 2, "model: 'runs:/zzz' has no rows in this catalog; its models: runs:/a, runs:/b"),
-    (("min_confidence=2",), 2, "min_confidence: expected a number in [0, 1], got 2"),
-    (("sol=abc",), 2, "sol: expected a sol (sol=120) or an inclusive range"),
+    (("min_confidence=2",), 2, "min_confidence: got 2.0, allowed: a number in [0, 1]"),
+    (("sol=abc",), 2, "sol: got 'abc', allowed: a sol (sol=120) or an inclusive range (sol=[100,200])"),
+    (("limit=-1",), 2, "limit: got -1, allowed: an integer >= 0"),
+    (("table=predictionz",), 2, "table: got 'predictionz', allowed: one of predictions, errors, runs"),
     (("catalog=/nonexistent/x.sqlite",), 4, "no such catalog"),
 ])
 def test_query_errors_name_the_key(catalog, capsys, overrides, code, message):
     got, _, err = run(capsys, "command=query", f"catalog={catalog}", *overrides)
     assert got == code and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("model=m.pt",), "input: got None, allowed: a folder, a glob such as 'images/**/*.JPG', or a list file"),
+    (("input=x",), "model: got None, allowed: a bundle file (model.pt), runs:/<run_id>, a run id, "),
+    (("command=export", "output=rows.txt"), "output: got 'rows.txt', allowed: a file ending in .csv or .parquet"),
+    (("command=merge",), "input: got None, allowed: the shard catalogs, as a glob"),
+    (("input=x", "model=m.pt", "threads=0"), "threads: got 0, allowed: an integer >= 1 or null"),
+    (("input=x", "model=m.pt", "force=maybe"), "force: got 'maybe', allowed: true or false"),
+    (("input=x", "model=m.pt", "command=train"), "command: got 'train', allowed: one of predict, query, export, merge"),
+    (("input=x", "model=m.pt", "+bogus=1"), "bogus: unknown key; allowed keys: batch_size, catalog, class, command, "),
+])
+def test_config_errors_name_the_key_and_what_it_allows(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        options.command_of(predict_config(*overrides))
+    assert str(info.value).startswith(message), str(info.value)
 
 
 def test_export_csv_and_parquet_with_the_query_filters(catalog, tmp_path, capsys):

@@ -21,7 +21,9 @@ from PIL import Image
 from deepmars.catalog import TIME_COLUMNS, Catalog, ErrorRow, PredictionRow
 from deepmars.catalog.predictions import PredictionStore
 from deepmars.models.bundle import ModelBundle
+from deepmars.config import ModelConfig
 from deepmars.models.factory import build_model
+from deepmars.schema import load
 from deepmars.prediction.options import PredictOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ def tiny_bundle(path: Path, seed: int = 0, temperature: float = 1.5) -> Path:
     import torch
 
     torch.manual_seed(seed)
-    model, preprocess = build_model(TINY, len(CLASSES), load_pretrained=False)
+    model, preprocess = build_model(load(ModelConfig, TINY), len(CLASSES), load_pretrained=False)
     bundle = ModelBundle(model=model, model_cfg=TINY, class_names=CLASSES, preprocess=preprocess,
                          temperature=temperature, dataset={"name": "msl", "metadata": MSL_METADATA})
     return bundle.save(path)

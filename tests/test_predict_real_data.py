@@ -16,7 +16,9 @@ from PIL import Image
 from test_predict_fixtures import ROOT, TINY, options
 
 from deepmars.models.bundle import ModelBundle
+from deepmars.config import ModelConfig
 from deepmars.models.factory import build_model
+from deepmars.schema import load
 from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
 from deepmars.prediction.runner import run_predict
@@ -48,7 +50,7 @@ def test_unlabeled_msl_images_as_a_new_batch(msl, tmp_path):
     listing.write_text("".join(f"{p}\n" for p in batch))
     spec = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "dataset" / "msl.yaml"))["metadata"]
     classes = [line.split(None, 1)[1].strip() for line in (msl / "msl_synset_words-indexed.txt").read_text().splitlines()]
-    model, preprocess = build_model(TINY, len(classes), load_pretrained=False)
+    model, preprocess = build_model(load(ModelConfig, TINY), len(classes), load_pretrained=False)
     ModelBundle(model=model, model_cfg=TINY, class_names=classes, preprocess=preprocess,
                 dataset={"name": "msl", "metadata": spec}).save(tmp_path / "tiny.pt")
 

@@ -9,10 +9,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from deepmars.config import ScheduleConfig
 from deepmars.errors import ConfigError
-from deepmars.training.schedules import build_scheduler
+from deepmars.schema import load
+from deepmars.training.schedules import build_scheduler as build_validated
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg, max_iters: int):
+    """The scheduler for a ``schedule`` config given as a dict or YAML, validated as train.py does."""
+    return build_validated(optimizer, load(ScheduleConfig, cfg, prefix="schedule"), max_iters)
 
 
 def make_optimizer(base_lrs: tuple[float, ...] = (1e-4, 2.5e-3)) -> torch.optim.SGD:
@@ -95,17 +102,18 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path):
 
 
 def test_invalid_policy_names_key_and_allowed_values():
-    with pytest.raises(ConfigError, match="schedule.policy: 'poly' is not one of step, multistep, cosine, constant"):
+    with pytest.raises(ConfigError, match="schedule.policy: got 'poly', allowed: one of step, multistep, cosine, constant"):
         build_scheduler(make_optimizer(), {"policy": "poly"}, 10)
 
 
 @pytest.mark.parametrize("cfg, key", [
-    ({"policy": "step"}, "schedule.stepsize"),
+    ({"policy": "step", "stepsize": 0}, "schedule.stepsize: got 0, allowed: an integer >= 1"),
     ({"policy": "step", "stepsize": 5, "gamma": 0}, "schedule.gamma"),
     ({"policy": "multistep", "milestones": [30, 10]}, "schedule.milestones"),
+    ({"policy": "multistep"}, "schedule.milestones: got \\[\\], allowed: .*non-empty for policy multistep"),
     ({"policy": "cosine", "min_lr_ratio": 2}, "schedule.min_lr_ratio"),
     ({"policy": "constant", "warmup_iters": -1}, "schedule.warmup_iters"),
-    ({"policy": "step", "step_size": 5}, "schedule.step_size: unknown key"),
+    ({"policy": "step", "step_size": 5}, "schedule.step_size: unknown key; allowed keys: gamma, milestones, "),
 ])
 def test_bad_values_name_the_key(cfg, key):
     with pytest.raises(ConfigError, match=key):

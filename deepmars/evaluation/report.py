@@ -80,7 +80,8 @@ def write_report(
     `calibration_split`. Threshold, calibration, drift, group and per-class sections cover every
     split except the training split (all splits if only that one is given). `compare` adds other
     models (name -> split -> predictions, e.g. {"MSLNet-inst": ...}) to a comparison table.
-    `dataset` ("msl", "hirise") adds the paper's numbers when known. `temperature`, when given,
+    `dataset` is the data set's name, shown in the report; for "msl" and "hirise" the paper's
+    numbers are added. `temperature`, when given,
     is used as is (e.g. the one saved with a model being re-evaluated) instead of being fitted;
     `majority` likewise gives the training set's most common class when the training split itself
     is not evaluated.

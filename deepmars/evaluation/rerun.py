@@ -8,6 +8,7 @@ that trained the model.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import mlflow
@@ -15,49 +16,49 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from deepmars import tracking
-from deepmars.config import DatasetConfig, SplitConfig, TrackingConfig
+from deepmars.config import EvaluateConfig
 from deepmars.data.dataset import load_dataset
 from deepmars.data.root import resolve_root
-from deepmars.errors import ConfigError
 from deepmars.evaluation.apply import bundle_logits, decode_for, predictions_for
 from deepmars.evaluation.inputs import check_class_names
 from deepmars.evaluation.metrics import majority_class
 from deepmars.evaluation.report import write_report
 from deepmars.models.loading import load_bundle
-from deepmars.splits import SPLITS, make_splits
+from deepmars.schema import validate
+from deepmars.splits import make_splits
 
 log = logging.getLogger(__name__)
 
 
+_warned_model_uri = False
+
+
 def _checked(cfg: DictConfig) -> DictConfig:
-    if OmegaConf.is_missing(cfg, "model_uri"):
-        raise ConfigError("model_uri is required: a run id, runs:/<id>, models:/<name>@<alias> or a model.pt file")
-    for key, schema in (("dataset", DatasetConfig), ("split", SplitConfig), ("tracking", TrackingConfig)):
-        try:
-            cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
-        except Exception as exc:  # noqa: BLE001 - reported as the config error it is
-            raise ConfigError(f"{key}: {exc}".splitlines()[0]) from None
-    bad = [s for s in cfg.splits if s not in SPLITS]
-    if bad:
-        raise ConfigError(f"splits: {bad} not in {list(SPLITS)}")
-    return cfg
+    """``cfg`` validated against :class:`EvaluateConfig`; ``model_uri=`` (the old name) still works."""
+    global _warned_model_uri
+    checked = validate(EvaluateConfig, cfg)
+    if checked.model_uri and not _warned_model_uri:
+        _warned_model_uri = True
+        print("evaluate.py: model_uri= is deprecated and will be removed; use model= "
+              f"(python evaluate.py model={checked.model_uri} ...)", file=sys.stderr)
+    return checked
 
 
 def evaluate_model(cfg: DictConfig) -> dict[str, float]:
     cfg = _checked(cfg)
     experiment_id = tracking.setup(cfg.tracking)
-    bundle = load_bundle(str(cfg.model_uri), mlflow.get_tracking_uri() if experiment_id else None)
+    bundle = load_bundle(str(cfg.model), mlflow.get_tracking_uri() if experiment_id else None)
     ds = load_dataset(cfg.dataset, resolve_root(cfg.dataset))
     check_class_names(bundle.class_names, ds.class_names)
     splits = make_splits(ds, cfg.split)
     preds = {}
-    for name in cfg.splits:
+    for name in map(str, cfg.splits):
         data = decode_for(bundle, splits[name], int(cfg.num_workers), f"decode {name}")
         preds[name] = predictions_for(data, logits=bundle_logits(bundle, data, int(cfg.batch_size)))
     train_targets = [s.target for s in splits["train"]]
     majority = majority_class(np.array(train_targets), len(ds.class_names)) if train_targets else None
     out = Path(cfg.output_dir)
-    metrics = write_report(preds, bundle.class_names, out, dataset=ds.name if ds.name in ("msl", "hirise") else None,
+    metrics = write_report(preds, bundle.class_names, out, dataset=ds.name,
                            model_name=bundle.model_id, title=f"{bundle.model_id} on {ds.name} {ds.version}",
                            temperature=bundle.temperature, majority=majority)
     if experiment_id:

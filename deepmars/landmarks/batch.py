@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from deepmars.data.images import IMAGE_SUFFIXES
 from deepmars.errors import ConfigError, ImageError
-from deepmars.landmarks.config import LandmarkSettings, settings_from_config
+from deepmars.landmarks.config import LandmarkSettings, config_of
 from deepmars.landmarks.outputs import DatasetWriter
 from deepmars.landmarks.pipeline import process_image, source_name
 from deepmars.landmarks.reader import JPEG2000_SUFFIXES
@@ -81,13 +81,8 @@ def run_batch(paths: Sequence[Path], settings: LandmarkSettings, out_dir: str | 
 
 def run_from_config(cfg: Mapping[str, Any]) -> BatchSummary:
     """What ``landmarks.py`` runs: validate every setting, expand ``input``, run the batch."""
-    settings = settings_from_config(cfg)
-    spec = cfg.get("input")
-    if spec in (None, "", "???") or (not isinstance(spec, str) and not isinstance(spec, Sequence)):
-        raise ConfigError(f"input: got {spec!r}, allowed: a file, a folder, a glob, or a list of these")
-    out_dir = cfg.get("output_dir")
-    if not isinstance(out_dir, str) or not out_dir:
-        raise ConfigError(f"output_dir: got {out_dir!r}, allowed: a folder path")
-    summary = run_batch(find_images(spec), settings, out_dir)
+    c = config_of(cfg)
+    settings = LandmarkSettings(read=c.read, detect=c.detect, crops=c.crops, output=c.output)
+    summary = run_batch(find_images(c.input), settings, c.output_dir)
     print(summary)
     return summary

@@ -4,11 +4,11 @@
 is shorthand for ``command=<word>`` (default: detect); everything else is an ordinary Hydra override
 of ``conf/landmarks/landmarks.yaml``.
 
-Exit codes of classify and query are predict.py's (``deepmars/prediction/cli.py``): 0 done, 1 a bug
-(traceback printed), 2 usage error (the key is named), 3 finished but some images failed (listed,
-and kept in the catalog's errors table), 4 could not run (model, input or catalog unusable),
-130 interrupted (images finished so far are in the catalog; the same command continues). detect
-keeps its own: 0 done, 2 usage, 4 could not run; a bad image is reported in its images.csv.
+Exit codes are predict.py's (``deepmars/cli.py``): 0 done, 1 a bug (traceback printed), 2 usage
+error (the key is named), 3 finished but some images failed (detect: listed in its images.csv;
+classify: listed, and kept in the catalog's errors table), 4 could not run (model, input or
+catalog unusable), 130 interrupted (classify: images finished so far are in the catalog; the same
+command continues).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from deepmars import cli
-from deepmars.cli import EXIT_OK, run_cli
-from deepmars.errors import ConfigError
+from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED, run_cli
 from deepmars.landmarks import options
 
 _INTERRUPTED = "images finished so far are in the catalog; run the same command again to continue"
@@ -30,8 +29,8 @@ def main(cfg: Mapping[str, Any]) -> int:
     if isinstance(command, int):
         return command
     if command == "detect":
-        run_cli(_detect, cfg)  # exits 2 or 4 itself on an error, as landmarks.py always has
-        return EXIT_OK
+        summary = run_cli(_detect, cfg)  # exits 2 or 4 itself on an error, as landmarks.py always has
+        return EXIT_SOME_FAILED if summary.failed else EXIT_OK
     return _guarded(_classify if command == "classify" else _query, cfg)
 
 
@@ -42,10 +41,6 @@ def _guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any]) -> 
 def _detect(cfg: Mapping[str, Any]) -> object:
     from deepmars.landmarks.batch import run_from_config
 
-    if cfg.get("model") is not None:
-        # A model with the default command would silently only detect: say how to classify.
-        raise ConfigError(f"model: set to {cfg['model']!r}, but detect does not classify; run "
-                          "python landmarks.py classify input=... model=... catalog=...")
     return run_from_config(cfg)
 
 

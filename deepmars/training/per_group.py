@@ -24,7 +24,6 @@ from deepmars.evaluation import SplitPredictions, route_by_group, softmax, write
 from deepmars.evaluation.apply import bundle_logits, decode_for, predictions_for
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.loading import load_bundle
-from deepmars.training.finish import PAPER_DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(cfg.trainer.checkpoint_dir).parent / "evaluation_per_group" if cfg.trainer.checkpoint_dir else Path(tmp)
         # Each routed posterior is already calibrated by its own network's temperature.
-        metrics = write_report(routed, first.class_names, out, dataset=cfg.dataset.name if cfg.dataset.name in PAPER_DATASETS else None,
+        metrics = write_report(routed, first.class_names, out, dataset=str(cfg.dataset.name),
                                model_name=name, title=f"{name}: one model per {field}", compare=compare, temperature=1.0)
         if client:
             for k, v in metrics.items():

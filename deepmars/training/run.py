@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deepmars import tracking
 from deepmars.config import config_hash, training_identity, validate
@@ -70,7 +70,7 @@ def total_iters(cfg: DictConfig, n_train: int) -> int:
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     groups = build_param_groups(model, o.lr, o.weight_decay, dict(o.lr_mult), bias_lr_mult=o.bias_lr_mult,
-                                bias_decay=o.bias_decay, head_prefix=head_prefix(model, cfg.model))
+                                bias_decay=o.bias_decay, head_prefix=head_prefix(model, cfg.model.head))
     log.info("parameter groups:\n%s", describe_param_groups(groups))
     for g in groups:
         g.pop("param_names", None)
@@ -101,7 +101,7 @@ def train_batches(cfg: DictConfig, train: DecodedImages | list[Sample], pre: Pre
 def probe_head(cfg: DictConfig, model: torch.nn.Module, train_data, train_samples: list[Sample], pre: Preprocess) -> dict:
     """LP-FT's first stage, on the decoded training images (decoded here if not cached)."""
     data = train_data if isinstance(train_data, DecodedImages) else decode_split(cfg, train_samples, pre, "train")
-    head = model.get_submodule(head_prefix(model, cfg.model))
+    head = model.get_submodule(head_prefix(model, cfg.model.head))
     return init_head_by_probe(model, head, data, pre, float(cfg.trainer.probe_c), int(cfg.trainer.eval_batch_size))
 
 
@@ -124,17 +124,19 @@ def sigterm_as_interrupt():
 def train(cfg: DictConfig) -> float:
     """Train as configured; returns the best validation accuracy.
 
-    The MLflow run starts right after the config is validated, so a failure anywhere later (a
-    bad label file, a weights file that does not fit) is recorded in it as FAILED with the error.
+    What checks the user's inputs runs before the MLflow run is created (the config, the data set
+    and its split, the model and its weights), so a command that never started training leaves
+    no run behind. A failure after that (training, evaluation, an interrupt) is recorded in the
+    run as FAILED or KILLED with the error.
     """
     cfg = validate(cfg)
     set_determinism(cfg)
+    ds, splits = load_and_split(cfg)
     experiment_id = tracking.setup(cfg.tracking)
     resume = find_resume(cfg, experiment_id)
+    model, pre = build_model(OmegaConf.to_object(cfg.model), len(ds.class_names), load_pretrained=resume is None)
     checkpoint_dir = resume.checkpoint_dir if resume else Path(cfg.trainer.checkpoint_dir)
     with RunSession(cfg, experiment_id, resume, checkpoint_dir) as session:
-        ds, splits = load_and_split(cfg)
-        model, pre = build_model(cfg.model, len(ds.class_names), load_pretrained=resume is None)
         train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
         val = decode_split(cfg, splits["val"], pre, "val")
         max_iters = total_iters(cfg, len(train_data))
@@ -142,7 +144,8 @@ def train(cfg: DictConfig) -> float:
             session.log_metrics(probe_head(cfg, model, train_data, splits["train"], pre), step=0)
         optimizer = build_optimizer(cfg, model)
         targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
-        loop = Loop(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.schedule, max_iters),
+        schedule = build_scheduler(optimizer, OmegaConf.to_object(cfg.schedule), max_iters)
+        loop = Loop(model=model, optimizer=optimizer, scheduler=schedule,
                     criterion=build_criterion(cfg, targets, len(ds.class_names)), preprocess=pre,
                     augment=cfg.trainer.augment, seed=int(cfg.seed), max_iters=max_iters,
                     eval_every=int(cfg.trainer.eval_every), checkpoint_every=int(cfg.trainer.checkpoint_every),

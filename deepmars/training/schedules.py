@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from deepmars.config import ScheduleConfig
 from deepmars.errors import ConfigError
-
-POLICIES = ("step", "multistep", "cosine", "constant")
-CFG_KEYS = ("policy", "stepsize", "gamma", "milestones", "min_lr_ratio", "warmup_iters", "warmup_start_ratio")
 
 
 @dataclass
@@ -60,72 +57,22 @@ class LRFactor:
         return self.warmup_start_ratio + (1.0 - self.warmup_start_ratio) * it / self.warmup_iters
 
 
-def build_scheduler(optimizer: Optimizer, cfg: Mapping, max_iters: int) -> LambdaLR:
-    """A LambdaLR for the ``schedule`` config; step it once per optimizer step."""
+def build_scheduler(optimizer: Optimizer, cfg: ScheduleConfig, max_iters: int) -> LambdaLR:
+    """A LambdaLR for the validated ``schedule`` config; step it once per optimizer step."""
     return LambdaLR(optimizer, lr_factor(cfg, max_iters))
 
 
-def lr_factor(cfg: Mapping, max_iters: int) -> LRFactor:
-    """Validate the ``schedule`` config; errors name the key and the allowed values."""
-    values = {k: v for k, v in _plain(cfg).items() if v is not None}
-    unknown = sorted(set(values) - set(CFG_KEYS))
-    if unknown:
-        raise ConfigError(f"schedule.{unknown[0]}: unknown key; allowed keys: {', '.join(CFG_KEYS)}")
-    policy = values.get("policy")
-    if policy not in POLICIES:
-        raise ConfigError(f"schedule.policy: {policy!r} is not one of {', '.join(POLICIES)}")
-    _positive_int(max_iters, "max_iters (trainer length in iterations)")
-    factor = LRFactor(policy=policy, max_iters=max_iters,
-                      gamma=_number(values, "gamma", 0.1, low=0.0, low_open=True),
-                      min_lr_ratio=_number(values, "min_lr_ratio", 0.0, low=0.0, high=1.0),
-                      warmup_iters=_count(values, "warmup_iters", 0),
-                      warmup_start_ratio=_number(values, "warmup_start_ratio", 0.0, low=0.0, high=1.0))
-    if policy == "step":
-        factor.stepsize = _positive_int(values.get("stepsize"), "schedule.stepsize")
-    if policy == "multistep":
-        factor.milestones = _milestones(values.get("milestones"))
+def lr_factor(cfg: ScheduleConfig, max_iters: int) -> LRFactor:
+    """The multiplier for ``cfg`` over a run of ``max_iters`` iterations (plain values only: it is
+    saved in checkpoints, which load with ``weights_only=True``)."""
+    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+        raise ConfigError(f"trainer.max_iters: the training length must be a positive number of iterations, "
+                          f"got {max_iters!r}")
+    factor = LRFactor(policy=str(cfg.policy), max_iters=max_iters, gamma=float(cfg.gamma),
+                      min_lr_ratio=float(cfg.min_lr_ratio), warmup_iters=int(cfg.warmup_iters),
+                      warmup_start_ratio=float(cfg.warmup_start_ratio))
+    if cfg.policy == "step":
+        factor.stepsize = int(cfg.stepsize)
+    if cfg.policy == "multistep":
+        factor.milestones = [int(m) for m in cfg.milestones]
     return factor
-
-
-def _plain(cfg: Mapping) -> dict:
-    """A plain dict (lists, not ListConfigs) from a dict or an OmegaConf DictConfig."""
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(cfg):
-        return dict(OmegaConf.to_container(cfg, resolve=True))
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"schedule config must be a mapping, got {type(cfg).__name__}")
-    return dict(cfg)
-
-
-def _number(values: dict, key: str, default: float, *, low: float, high: float | None = None,
-            low_open: bool = False) -> float:
-    value = values.get(key, default)
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (
-        value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        bounds = f"{'>' if low_open else '>='} {low}" + ("" if high is None else f" and <= {high}")
-        raise ConfigError(f"schedule.{key} must be a number {bounds}, got {value!r}")
-    return float(value)
-
-
-def _count(values: dict, key: str, default: int) -> int:
-    value = values.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"schedule.{key} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _positive_int(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _milestones(value: object) -> list[int]:
-    items = list(value) if isinstance(value, (list, tuple)) else None
-    if not items or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in items) \
-            or items != sorted(set(items)):
-        raise ConfigError(f"schedule.milestones must be a non-empty increasing list of positive "
-                          f"iterations for policy multistep, got {value!r}")
-    return items
