@@ -7,12 +7,14 @@ as predict's: training's conf/model/ group would claim the model= key). Exit cod
 import hydra
 from omegaconf import DictConfig
 
-import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver and the schema defaults
 from deepmars.cli import run_cli, usage_exit_codes
+from deepmars.config import EvaluateConfig  # also registers ${deepmars_sample:...} and the schema defaults
+from deepmars.schema import validate
 
 
 @hydra.main(version_base="1.3", config_path="conf/evaluate", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    run_cli(validate, EvaluateConfig, cfg)  # a config mistake is reported at once, before torch is imported
     from deepmars.evaluation.rerun import evaluate_model
 
     run_cli(evaluate_model, cfg)

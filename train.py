@@ -7,12 +7,13 @@ accuracy so Hydra sweepers (Optuna) can optimise it.
 import hydra
 from omegaconf import DictConfig
 
-import deepmars.config  # noqa: F401 - registers the ${deepmars_sample:...} resolver and the schema defaults
 from deepmars.cli import run_cli, usage_exit_codes
+from deepmars.config import validate  # also registers ${deepmars_sample:...} and the schema defaults
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    run_cli(validate, cfg)  # a config mistake is reported at once, before torch is even imported
     from deepmars.training.per_group import train_per_group
     from deepmars.training.run import train
 

@@ -3,7 +3,7 @@
 - ``sol``: by the sol (Martian day) in MSL file names, so test lies in the future of training;
 - ``files``: the data set's own split files;
 - ``source_image``: grouped by HiRISE source image, so no image contributes to two splits;
-- ``random``: stratified by class.
+- ``random``: stratified by class, augmented copies of one image kept together (``group_pattern``).
 Every split is a pure function of the data set and the config (seed included), and is saved
 with each run as file lists, so any result can be audited and reproduced.
 """
@@ -11,9 +11,10 @@ with each run as file lists, so any result can be audited and reproduced.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -136,21 +137,54 @@ def split_by_group(ds: LabeledDataset, field: str, fractions: Mapping[str, float
     return out
 
 
-def split_random(ds: LabeledDataset, fractions: Mapping[str, float], seed: int) -> dict[str, list[Sample]]:
-    """Stratified: each class is divided in the given fractions (rounded, val and test first)."""
-    rng = random.Random(seed)
-    by_class: dict[int, list[Sample]] = defaultdict(list)
+def _compile_group_pattern(pattern: str | None) -> re.Pattern | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"split.group_pattern: {pattern!r} is not a valid regular expression: {exc}") from None
+
+
+def copy_group(name: str, rx: re.Pattern | None) -> str:
+    """The group of an image for ``split=random``: its folder, and the part of its file name that
+    ``rx`` gives (the ``group`` group, else the whole match); the name itself when it does not match."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    m = rx.search(path.name) if rx is not None else None
+    if m is None:
+        return name
+    key = m.group("group") if "group" in rx.groupindex else m.group(0)
+    return str(path.parent / key) if key else name
+
+
+def split_random(ds: LabeledDataset, fractions: Mapping[str, float], seed: int,
+                 group_pattern: str | None = None) -> dict[str, list[Sample]]:
+    """Stratified: each class is divided in the given fractions (rounded, val and test first).
+
+    Images of one group (``group_pattern``: augmented copies of one image, ``X.jpg``,
+    ``X-fh.jpg``, ``X-r90.jpg``) go to one split together, counted under their most common class;
+    with every image its own group this is the plain stratified split.
+    """
+    rx = _compile_group_pattern(group_pattern)
+    groups: dict[str, list[Sample]] = defaultdict(list)
     for s in ds.samples:
-        by_class[s.target].append(s)
+        groups[copy_group(s.name, rx)].append(s)
+    by_class: dict[int, list[list[Sample]]] = defaultdict(list)
+    for members in groups.values():
+        targets = Counter(s.target for s in members)
+        by_class[min(targets, key=lambda t: (-targets[t], t))].append(members)
+    rng = random.Random(seed)
     out: dict[str, list[Sample]] = {n: [] for n in SPLITS}
     for target in sorted(by_class):
-        items = sorted(by_class[target], key=lambda s: s.name)
+        items = sorted(by_class[target], key=lambda g: min(s.name for s in g))
         rng.shuffle(items)
-        n_test = round(fractions["test"] * len(items))
-        n_val = round(fractions["val"] * len(items))
-        out["test"] += items[:n_test]
-        out["val"] += items[n_test:n_test + n_val]
-        out["train"] += items[n_test + n_val:]
+        n = sum(len(g) for g in items)
+        wanted = {"test": round(fractions["test"] * n), "val": round(fractions["val"] * n)}
+        taken = {"test": 0, "val": 0}
+        for members in items:
+            name = next((k for k in ("test", "val") if taken[k] < wanted[k]), "train")
+            taken[name] = taken.get(name, 0) + len(members)
+            out[name] += members
     return out
 
 
@@ -165,7 +199,7 @@ def make_splits(ds: LabeledDataset, cfg: Mapping) -> dict[str, list[Sample]]:
         out = split_by_group(ds, cfg.get("field", "source_image"), _fractions(cfg), int(cfg.get("seed", 0)),
                              float(cfg.get("tolerance", 0.02)), int(cfg.get("candidates", 200)))
     elif method == "random":
-        out = split_random(ds, _fractions(cfg), int(cfg.get("seed", 0)))
+        out = split_random(ds, _fractions(cfg), int(cfg.get("seed", 0)), cfg.get("group_pattern"))
     elif method == "all":  # a new labeled batch, evaluated whole
         out = {"train": [], "val": [], "test": list(ds.samples)}
     else:

@@ -324,6 +324,21 @@ def test_train_help_lists_the_config_groups():
     assert "experiment: " + ", ".join(EXPERIMENTS) in out.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "named"), [
+    (["trainer.bogus=1"], "Could not override 'trainer.bogus'"),     # unknown key (Hydra)
+    (["dataset=msll"], "Could not find 'dataset/msll'"),             # unknown option
+    (["model=resnet"], "Could not find 'model/resnet'"),
+    (["trainer.max_iters=[1"], "no viable alternative at input '[1'"),  # bad override syntax
+    (["+trainer.bogus=1"], "trainer.bogus: unknown key; allowed keys: augment, "),  # refused by the schema
+    (["trainer.cache=disk"], "trainer.cache: got 'disk', allowed: one of memory, none"),
+])
+def test_train_usage_errors_exit_2_naming_the_mistake(args, named):
+    out = train_py(*args, "tracking=none")
+    assert out.returncode == 2, out.stderr[-1000:]
+    assert named in out.stderr and "Traceback" not in out.stderr
+
+
 def test_train_cfg_job_prints_the_composed_config():
     out = train_py("--cfg", "job", "dataset=msl", "split=sol", "optim=adamw")
     assert out.returncode == 0, out.stderr

@@ -205,6 +205,28 @@ def test_generic_dataset_from_yaml_only(tmp_path):
         {"train": 2, "val": 1, "test": 2}
 
 
+def test_class_csv_with_a_header_and_other_columns_is_read_by_config(tmp_path):
+    """A class map saved by a spreadsheet (header row, more columns, names first) needs only config."""
+    conf = tmp_path / "myconf"
+    (conf / "dataset").mkdir(parents=True)
+    (conf / "dataset" / "msl_v21.yaml").write_text(V21_YAML)
+    data = tmp_path / "data" / "msl_v21"
+    make_v21(data)
+    (data / "class_map.csv").write_text("class_name,notes,class_id\napxs,,0\napxs cal target,,1\n"
+                                         "chemcam cal target,x,2\nunused,,3\n")
+    overrides = [f"hydra.searchpath=[file://{conf}]", "dataset=msl_v21", f"dataset.root={data}", "split=files",
+                 "model=tiny", f"trainer.checkpoint_dir={tmp_path / 'ck'}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        plain = validate(compose("config", overrides=overrides))
+        cfg = validate(compose("config", overrides=[*overrides, "dataset.classes.header=true",
+                                                    "dataset.classes.columns.id=class_id",
+                                                    "dataset.classes.columns.name=class_name"]))
+    with pytest.raises(DataError, match=r"class_map.csv:1: expected '<id>,<name>' \(dataset.classes.header and"):
+        load_dataset(plain.dataset, data)
+    ds = load_dataset(cfg.dataset, data)
+    assert ds.class_names == ["apxs", "apxs cal target", "chemcam cal target"] and ds.dropped_classes == {3: "unused"}
+
+
 def cfg_ranges() -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONF / "split" / "sol.yaml"))["sol_range"]
 

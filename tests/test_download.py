@@ -244,6 +244,25 @@ def test_deepmars_data_without_the_data_set_falls_through(tmp_path, monkeypatch)
     assert "https://doi.org/10.5281/zenodo.1049137" in text
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_data_set_without_a_download_url_says_where_it_looked_and_how_to_point_at_it(tmp_path, monkeypatch, shared):
+    """One's own data set YAML (no download section) that is nowhere: not just "cannot be downloaded"."""
+    if shared:
+        monkeypatch.setenv("DEEPMARS_DATA", str(tmp_path / "shared"))
+    else:
+        monkeypatch.delenv("DEEPMARS_DATA", raising=False)
+    cfg = {"name": "mine", "labels": {"all": "labels.txt"}, "classes": {"file": "classes.csv"}, "image_dir": "images"}
+    with pytest.raises(DataError) as err:
+        resolve_root(cfg, cache_dir=tmp_path / "cache")
+    text = str(err.value)
+    assert text.startswith("data set 'mine' not found; looked in dataset.root (not set), ")
+    where = f"({tmp_path / 'shared' / 'mine'} does not exist)" if shared else "(DEEPMARS_DATA is not set)"
+    assert f"$DEEPMARS_DATA/mine {where}" in text
+    assert f"the cache {tmp_path / 'cache' / 'mine'} (no copy there)" in text
+    assert "dataset.root=/path/to/folder (the folder holding labels.txt, classes.csv, images)" in text
+    assert not (tmp_path / "cache" / "mine").exists()
+
+
 def test_hand_unzipped_copy_in_the_cache_is_used(tmp_path):
     copy = _write_layout(tmp_path / "cache" / "msl")
     assert resolve_root(_msl_cfg(_closed_port_url()), download=False, cache_dir=tmp_path / "cache") == copy

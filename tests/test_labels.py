@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deepmars.data.labels import (
-    LabelLine, check_duplicates, check_images_exist, read_class_file, read_label_file,
+    CSV_LAYOUT, LabelLine, check_duplicates, check_images_exist, read_class_file, read_label_file,
 )
 from deepmars.errors import DataError
 
@@ -161,15 +161,42 @@ def test_csv_class_file(tmp_path):
     ("indexed", "0 apxs\nx drill\n", 2, "class id 'x' is not an integer"),
     ("indexed", "0 apxs\n\n0 drill\n", 3, "class id 0 listed twice"),
     ("indexed", "0 apxs\n1 drill\n2 apxs\n", 3, "class name 'apxs' listed twice, first at line 1"),
-    ("csv", "0,other\n1,crater,extra\n", 2, "expected '<id> <name>', got ['1', 'crater', 'extra']"),
-    ("csv", "0,other\n1,\n", 2, "expected '<id> <name>', got ['1', '']"),
-    ("csv", "id,name\n0,other\n", 1, "class id 'id' is not an integer"),
+    ("csv", "0,other\n1,crater,extra\n", 2, f"expected {CSV_LAYOUT}, got ['1', 'crater', 'extra']"),
+    ("csv", "0,other\n1,\n", 2, f"expected {CSV_LAYOUT}, got ['1', '']"),
+    ("csv", "id,name\n0,other\n", 1, "class id 'id' is not an integer (a header row? set dataset.classes.header: true)"),
 ])
 def test_bad_class_file_names_file_and_line(tmp_path, fmt, text, line, fragment):
     path = classes(tmp_path, text)
     with pytest.raises(DataError) as info:
         read_class_file(path, fmt)
     assert (info.value.path, info.value.line) == (path, line)
+    assert str(info.value) == f"{path}:{line}: {fragment}"
+
+
+def test_csv_class_file_with_a_header_and_columns_by_name(tmp_path):
+    path = classes(tmp_path, "name,description,class_id\nother,not a landmark,0\ncrater,\"round, rimmed\",1\n\n",
+                   "classmap.csv")
+    got = read_class_file(path, "csv", header=True, columns=("class_id", "name"))
+    assert got == {0: "other", 1: "crater"}
+    assert read_class_file(path, "csv", header=True, columns=(2, 0)) == got
+
+
+def test_csv_class_file_without_a_header_in_another_column_order(tmp_path):
+    path = classes(tmp_path, "other,0,x\ncrater,1,y\n", "classmap.csv")
+    assert read_class_file(path, "csv", columns=(1, 0)) == {0: "other", 1: "crater"}
+
+
+@pytest.mark.parametrize(("text", "columns", "line", "fragment"), [
+    ("name,id\nother,0\n", ("class_id", "name"), 1,
+     "the header row has no column 'class_id' (dataset.classes.columns.id); its columns: name, id"),
+    ("name,id\nother,0\ncrater\n", ("id", "name"), 3,
+     "expected the class id in column 1 and its name in column 0, got ['crater']"),
+    ("name,id\nother,zero\n", ("id", "name"), 2, "class id 'zero' is not an integer"),
+])
+def test_bad_csv_with_a_header_names_file_and_line(tmp_path, text, columns, line, fragment):
+    path = classes(tmp_path, text, "classmap.csv")
+    with pytest.raises(DataError) as info:
+        read_class_file(path, "csv", header=True, columns=columns)
     assert str(info.value) == f"{path}:{line}: {fragment}"
 
 

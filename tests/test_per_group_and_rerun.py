@@ -46,43 +46,63 @@ def test_per_instrument_models_are_trained_routed_and_compared(tmp_path):
     assert store.exists()
 
 
+def compose_evaluate(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF / "evaluate"), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
 @pytest.mark.slow
 def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path):
     train(compose_cfg(tmp_path))
     (source,) = runs(tmp_path)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[
-            f"model_uri={source.info.run_id}", "dataset=sample_hirise", "split=source_image", "splits=[val,test]",
-            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval"])
+    cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_hirise", "split=source_image",
+                           "splits=[val,test]", f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+                           f"output_dir={tmp_path}/eval")
     metrics = evaluate_model(cfg)
     assert metrics["temperature"] == pytest.approx(source.data.metrics["temperature"])
     assert metrics["test_acc"] == pytest.approx(source.data.metrics["test_acc"])
     assert metrics["val_acc"] == pytest.approx(source.data.metrics["val_acc"])
     evaluation = next(r for r in runs(tmp_path) if r.data.tags.get("deepmars.kind") == "evaluation")
     assert evaluation.data.tags["mlflow.parentRunId"] == source.info.run_id
-    assert (tmp_path / "eval" / "report.md").is_file()
+    assert "Data set: **sample_hirise**" in (tmp_path / "eval" / "report.md").read_text()
 
 
 @pytest.mark.slow
 def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
     train(compose_cfg(tmp_path))
     (source,) = runs(tmp_path)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[
-            f"model_uri={source.info.run_id}", "dataset=sample_msl", "split=all",
-            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval"])
+    cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_msl", "split=all",
+                           f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval")
     with pytest.raises(DataError) as err:
         evaluate_model(cfg)
     assert "only in the model: ['other', 'crater'" in str(err.value)
     assert "only in the data set: ['apxs'" in str(err.value)
 
 
+def evaluate_py(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *args, f"hydra.run.dir={tmp_path}/h"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
 @pytest.mark.slow
-def test_evaluate_cli_needs_a_model(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "dataset=sample_hirise", "split=all",
-                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode != 0
-    assert "model_uri" in done.stderr
+def test_evaluate_cli_needs_a_model_and_names_usage_errors(tmp_path):
+    done = evaluate_py(tmp_path, "dataset=sample_hirise", "split=all")
+    assert done.returncode == 2
+    assert "model: got None, allowed: a bundle file (model.pt), runs:/<run_id>" in done.stderr
+    for args, named in [(["model=m.pt", "dataset=sample_hirse", "split=all"], "dataset/sample_hirse"),
+                        (["model=m.pt", "dataset=sample_hirise", "split=all", "batch_size=0"], "batch_size: got 0"),
+                        (["model=m.pt", "dataset=sample_hirise", "split=all", "no_such_key=1"], "no_such_key"),
+                        (["model=m.pt", "dataset=sample_hirise", "split=all", "splits=[val"], "splits=[val")]:
+        done = evaluate_py(tmp_path, *args)
+        assert done.returncode == 2 and named in done.stderr, (args, done.returncode, done.stderr[-500:])
+
+
+@pytest.mark.slow
+def test_evaluate_cli_still_reads_model_uri_and_says_to_use_model(tmp_path):
+    done = evaluate_py(tmp_path, f"model_uri={tmp_path}/gone.pt", "dataset=sample_hirise", "split=all",
+                       "tracking=none")
+    assert done.returncode == 4 and "gone.pt" in done.stderr
+    assert done.stderr.count("model_uri= is deprecated") == 1 and "use model=" in done.stderr
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from deepmars.data.dataset import LabeledDataset, load_dataset
 from deepmars.data.labels import read_label_file
 from deepmars.errors import ConfigError, DataError
 from deepmars.splits import (
-    SPLITS, check_splits, group_counts, make_splits, save_split_lists, split_table,
+    SPLITS, check_splits, copy_group, group_counts, make_splits, save_split_lists, split_table,
 )
 
 
@@ -151,6 +152,34 @@ def test_random_split_is_stratified_and_seeded(hirise):
     assert names(splits) == names(make_splits(hirise, split_cfg("random", seed=7)))
     assert names(splits)["test"] != names(make_splits(hirise, split_cfg("random", seed=8)))["test"]
     assert sorted(n for v in names(splits).values() for n in v) == sorted(s.name for s in hirise.samples)
+
+
+COPIES = ("", "-fh", "-fv", "-r90", "-r180")  # MSL v2.1 ships these augmented copies next to each image
+
+
+def test_random_split_keeps_augmented_copies_of_an_image_together(tmp_path):
+    bases = [(f"{sol:04d}MR{sol:016d}E01_DRCL", sol % 3) for sol in range(1, 41)]
+    entries = [(f"{base}{suffix}.jpg", cid) for base, cid in bases for suffix in COPIES]
+    ds = load_dataset(dataset_cfg("hirise"), make_hirise(tmp_path / "v21", entries, unlabeled=()))
+    splits = make_splits(ds, split_cfg("random"))
+    where = {s.name: name for name, samples in splits.items() for s in samples}
+    for base, _ in bases:
+        assert len({where[f"{base}{suffix}.jpg"] for suffix in COPIES}) == 1, base
+    assert sizes(splits) == {"train": 140, "val": 30, "test": 30}  # 6 of 40 images each, 5 copies apiece
+    assert all(Counter(s.target for s in splits[n]) == {0: 10, 1: 10, 2: 10} for n in ("val", "test"))
+    # Without the pattern every file is on its own and copies land on both sides of the split.
+    apart = make_splits(ds, split_cfg("random", group_pattern=None))
+    where = {s.name: name for name, samples in apart.items() for s in samples}
+    assert any(len({where[f"{base}{suffix}.jpg"] for suffix in COPIES}) > 1 for base, _ in bases)
+
+
+def test_group_pattern_named_group_or_whole_match_within_the_folder():
+    rx = re.compile(r"^(?P<group>.+?)(?:-(?:fh|fv|brt|r90|r180|r270))*\.[^.]+$")
+    assert copy_group("images/X-fh-r90.jpg", rx) == copy_group("images/X.jpg", rx) == "images/X"
+    assert copy_group("other/X.jpg", rx) == "other/X"
+    assert copy_group("ESP_011623_2100_RED-0069.jpg", rx) == "ESP_011623_2100_RED-0069"
+    assert copy_group("a_b_001.png", re.compile(r"^[a-z]+_[a-z]+")) == "a_b"  # no named group: the match
+    assert copy_group("README", rx) == "README"  # no match: the file is its own group
 
 
 @pytest.mark.parametrize(("fractions", "message"), [

@@ -59,7 +59,9 @@ def _classes(cfg: Mapping, root: Path) -> tuple[dict[int, str], list[Path]]:
         fmt = spec.get("format", "indexed")
         if fmt not in ("indexed", "csv"):
             raise ConfigError(f"dataset.classes.format: {fmt!r} is not one of ['csv', 'indexed']")
-        return read_class_file(path, fmt), [path]
+        columns = spec.get("columns") or {}
+        return read_class_file(path, str(fmt), header=bool(spec.get("header", False)),
+                               columns=(columns.get("id", 0), columns.get("name", 1))), [path]
     names = spec.get("names")
     if not names:
         raise ConfigError(f"dataset {cfg.get('name')!r}: set dataset.classes.file or dataset.classes.names")

@@ -51,26 +51,46 @@ def _text_lines(path: Path, problems: list[tuple[Path, int, str]]) -> list[tuple
     return out
 
 
-def read_class_file(path: Path, fmt: str = "indexed") -> dict[int, str]:
-    """Class id -> name. ``fmt`` is "indexed" (``<id> <name>``) or "csv" (``id,name``)."""
+Column = int | str  # a 0-based position, or a name from the header row
+CSV_LAYOUT = "'<id>,<name>' (dataset.classes.header and dataset.classes.columns read other layouts)"
+
+
+def read_class_file(path: Path, fmt: str = "indexed", *, header: bool = False,
+                    columns: tuple[Column, Column] = (0, 1)) -> dict[int, str]:
+    """Class id -> name. ``fmt`` is "indexed" (``<id> <name>``) or "csv".
+
+    A CSV may start with a header row (``header``) and hold the id and name in any columns
+    (``columns``: positions, or header names); by default it is ``id,name`` lines.
+    """
     if not path.is_file():
         raise DataError("class-name file not found", path)
     classes: dict[int, str] = {}
     first_line: dict[str, int] = {}
     problems: list[tuple[Path, int, str]] = []
-    for lineno, text in _text_lines(path, problems):
-        row = next(csv.reader([text]), []) if fmt == "csv" else text.strip().split(None, 1)
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) != 2 or not row[1].strip():
-            problems.append((path, lineno, f"expected '<id> <name>', got {row!r}"))
+    rows = [(n, next(csv.reader([t]), []) if fmt == "csv" else t.strip().split(None, 1))
+            for n, t in _text_lines(path, problems)]
+    rows = [(n, row) for n, row in rows if row and "".join(row).strip()]
+    plain = fmt != "csv" or (not header and tuple(columns) == (0, 1))
+    if fmt == "csv" and header:
+        if not rows:
+            raise DataError("class-name file has no header row (dataset.classes.header is true)", path)
+        (head_line, head), rows = rows[0], rows[1:]
+        columns = _column_positions(path, head_line, [h.strip() for h in head], columns)
+    id_col, name_col = columns
+    for lineno, row in rows:
+        if (plain and len(row) != 2) or len(row) <= max(id_col, name_col) or not row[name_col].strip():
+            expected = "'<id> <name>'" if fmt != "csv" else CSV_LAYOUT if plain else \
+                f"the class id in column {id_col} and its name in column {name_col}"
+            problems.append((path, lineno, f"expected {expected}, got {row!r}"))
             continue
         try:
-            cid = int(row[0])
+            cid = int(row[id_col])
         except ValueError:
-            problems.append((path, lineno, f"class id {row[0]!r} is not an integer"))
+            hint = " (a header row? set dataset.classes.header: true)" if fmt == "csv" and not header and \
+                lineno == rows[0][0] else ""
+            problems.append((path, lineno, f"class id {row[id_col]!r} is not an integer{hint}"))
             continue
-        name = row[1].strip()
+        name = row[name_col].strip()
         if cid in classes:
             problems.append((path, lineno, f"class id {cid} listed twice"))
         elif name in first_line:
@@ -83,6 +103,19 @@ def read_class_file(path: Path, fmt: str = "indexed") -> dict[int, str]:
     if not classes:
         raise DataError("class-name file lists no classes", path)
     return classes
+
+
+def _column_positions(path: Path, line: int, head: list[str], columns: tuple[Column, Column]) -> tuple[int, int]:
+    """``dataset.classes.columns`` as positions, header names looked up in the header row."""
+    out = []
+    for key, column in zip(("id", "name"), columns):
+        if isinstance(column, str):
+            if column not in head:
+                raise DataError(f"the header row has no column {column!r} (dataset.classes.columns.{key}); "
+                                f"its columns: {', '.join(head)}", path, line)
+            column = head.index(column)
+        out.append(column)
+    return out[0], out[1]
 
 
 def _check_relative(name: str) -> str | None:

@@ -72,11 +72,12 @@ def resolve_root(dataset_cfg: Mapping, *, download: bool = True, cache_dir: Path
     if shared is not None:
         return _checked(shared, required, f"${DATA_ENV}/{name}")
     folder = cache_home(cache_dir) / name
-    if not download:
+    downloadable = bool((dataset_cfg.get("download") or {}).get("url"))
+    if not download or not downloadable:
         cached = fetch_dataset(dataset_cfg, folder, required, download=False)
         if cached is not None:
             return cached
-        raise DataError(_not_found_message(dataset_cfg, folder))
+        raise DataError(_not_found_message(dataset_cfg, folder) if downloadable else _no_copy_message(dataset_cfg, folder))
     return fetch_dataset(dataset_cfg, folder, required)
 
 
@@ -115,13 +116,31 @@ def _checked(folder: Path, required: list[str], source: str) -> Path:
     return folder
 
 
+def _looked_in(name: str, folder: Path) -> str:
+    """Where resolve_root looked, in its order, each with why it did not hold the data set."""
+    base = os.environ.get(DATA_ENV)
+    shared = f"${DATA_ENV}/{name} ({DATA_ENV} is not set)" if not base else \
+        f"${DATA_ENV}/{name} ({Path(base).expanduser() / name} does not exist)"
+    return f"dataset.root (not set), {shared}, the cache {folder} (no copy there)"
+
+
 def _not_found_message(dataset_cfg: Mapping, folder: Path) -> str:
     name = dataset_cfg["name"]
     dl = dataset_cfg.get("download") or {}
     source = f"https://doi.org/{dataset_cfg['doi']}" if dataset_cfg.get("doi") else dl.get("url")
     return (
-        f"data set {name!r} is not in dataset.root, ${DATA_ENV} or the cache {folder}, and downloading is off. "
+        f"data set {name!r} not found; looked in {_looked_in(name, folder)}, and downloading is off. "
         f"Provide it one of three ways: (1) dataset.root=<a folder holding {', '.join(required_paths(dataset_cfg))}>; "
         f"(2) {DATA_ENV}=<a folder holding it as {name}/>; (3) allow the download, which fetches "
         f"{dl.get('archive') or 'the archive'} from {source} into {folder} ({CACHE_ENV} moves the cache)."
+    )
+
+
+def _no_copy_message(dataset_cfg: Mapping, folder: Path) -> str:
+    """A data set with no download URL (one's own YAML) that is nowhere to be found."""
+    name = dataset_cfg["name"]
+    return (
+        f"data set {name!r} not found; looked in {_looked_in(name, folder)}. It has no dataset.download.url, "
+        f"so it cannot be downloaded. Point at it with dataset.root=/path/to/folder (the folder holding "
+        f"{', '.join(required_paths(dataset_cfg))}), or put it in ${DATA_ENV}/{name}."
     )
