@@ -160,14 +160,32 @@ def _renamed(cfg: Mapping | DictConfig | None, schema: type) -> dict:
     """``cfg`` as a plain dict (interpolations kept), its keyword keys (``class``) renamed to their fields."""
     if cfg is None:
         return {}
-    data = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else dict(cfg)
+    data = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else {
+        k: OmegaConf.to_container(v, resolve=False) if OmegaConf.is_config(v) else v for k, v in cfg.items()}
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of settings, got {data!r}")
     for f in dataclasses.fields(schema):
         alias = f.metadata.get("key")
         if alias and alias in data:
             data[f.name] = data.pop(alias)
+    _check_sections(schema, data, "")
     return data
+
+
+def _check_sections(schema: type, data: Mapping, path: str) -> None:
+    """A section (a dataclass field) given a single value is named here: OmegaConf's merge would not say where."""
+    hints = get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        tp, value = hints[f.name], data.get(f.name)
+        args = [a for a in get_args(tp) if a is not _NONE]
+        section = tp if _is_schema(tp) else args[0] if get_origin(tp) in (Union, types.UnionType) \
+            and len(args) == 1 and _is_schema(args[0]) else None
+        if section is None or value is None or value == "???":
+            continue
+        key = _join(path, f.metadata.get("key", f.name))
+        if not isinstance(value, Mapping):
+            raise _out_of_range(key, value, describe(tp))
+        _check_sections(section, value, key)
 
 
 def _writable(node: DictConfig | ListConfig) -> DictConfig | ListConfig:

@@ -92,7 +92,7 @@ def test_evaluate_cli_needs_a_model_and_names_usage_errors(tmp_path):
     for args, named in [(["model=m.pt", "dataset=sample_hirse", "split=all"], "dataset/sample_hirse"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "batch_size=0"], "batch_size: got 0"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "no_such_key=1"], "no_such_key"),
-                        (["model=m.pt", "dataset=sample_hirise", "split=all", "splits=[val"], "splits=[val")]:
+                        (["model=m.pt", "dataset=sample_hirise", "split=all", "splits=[val"], "no viable alternative at input '[val'")]:
         done = evaluate_py(tmp_path, *args)
         assert done.returncode == 2 and named in done.stderr, (args, done.returncode, done.stderr[-500:])
 

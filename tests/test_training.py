@@ -96,8 +96,12 @@ def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
     assert run.data.params["dataset.name"] == "sample_hirise"
     assert len(run.data.params["data.labels_sha256"]) == 64
     assert run.data.tags["mlflow.source.git.commit"]
+    report = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/evaluation/report.md",
+                                                 dst_path=str(tmp_path / "dl"))
+    assert "Data set: **sample_hirise**, 6 classes" in Path(report).read_text()  # its name, not "unnamed"
     bundle_path = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/bundle/model.pt", dst_path=str(tmp_path / "dl"))
     bundle = ModelBundle.load(bundle_path)
+    assert bundle.model_cfg["source"] == "timm" and type(bundle.model_cfg["source"]) is str
     assert bundle.class_names == ["other", "crater", "dark dune", "slope streak", "bright dune", "edge"]
     assert bundle.temperature == pytest.approx(m["temperature"])
     net = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
