@@ -19,6 +19,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +67,37 @@ def one_setting(batch: int, img_size: int, steps: int, threads: int) -> dict:
 
 
 def run_child(batch: int, img_size: int, steps: int, threads: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(batch), str(img_size), str(steps), str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """One setting in a fresh process; its peak is also sampled from outside, so a child killed for
+    want of memory (the kernel's OOM killer) is still reported, as "more than" its last peak."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(batch), str(img_size), str(steps), str(threads)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = 0
+    while proc.poll() is None:
+        seen = max(seen, _hwm(proc.pid))
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        last = err.strip().splitlines()[-1] if err.strip() else "killed"
+        print(f"batch {batch}, {img_size} px: exit {proc.returncode} ({last})", file=sys.stderr)
+        return {"batch": batch, "img_size": img_size, "before": None, "peak": seen, "killed": True}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _hwm(pid: int) -> int:
+    """Peak RSS so far of process ``pid`` (VmHWM), in bytes; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cell(r: dict) -> str:
+    if r.get("killed"):
+        return f"| > {r['peak'] / GB:.2f} (killed: out of memory) "
+    return f"| {r['peak'] / GB:.2f} ({r['before'] / GB:.2f} + {(r['peak'] - r['before']) / GB:.2f}) "
 
 
 def main() -> None:
@@ -82,15 +111,17 @@ def main() -> None:
     if args.child:
         print(json.dumps(one_setting(*args.child)))
         return
-    rows = {(b, s): run_child(b, s, args.steps, args.threads) for s in args.sizes for b in args.batches}
+    rows = {}
+    for s in args.sizes:
+        for b in args.batches:
+            rows[(b, s)] = run_child(b, s, args.steps, args.threads)
+            print(f"batch {b}, {s} px: {cell(rows[(b, s)]).strip('| ')}", file=sys.stderr, flush=True)
     print(f"EfficientNet-Lite0 training step (forward+backward+SGD, channels_last), {args.steps} steps, "
           f"{args.threads} threads: peak RSS of a fresh process in GB (before the first step + added by the step)")
     print("| batch " + "".join(f"| {s} px " for s in args.sizes) + "|")
     print("|---" * (1 + len(args.sizes)) + "|")
     for b in args.batches:
-        cells = [f"| {r['peak'] / GB:.2f} ({r['before'] / GB:.2f} + {(r['peak'] - r['before']) / GB:.2f}) "
-                 for r in (rows[(b, s)] for s in args.sizes)]
-        print(f"| {b} " + "".join(cells) + "|")
+        print(f"| {b} " + "".join(cell(rows[(b, s)]) for s in args.sizes) + "|")
 
 
 if __name__ == "__main__":

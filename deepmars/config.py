@@ -213,7 +213,8 @@ class ModelConfig:
         require(self.drop_rate is None or _fraction(self.drop_rate, top_open=True), "drop_rate", self.drop_rate,
                 "a number in [0, 1) or null")
         if self.img_size and self.resize:
-            require(self.resize >= self.img_size, "resize", self.resize, f"an integer >= model.img_size ({self.img_size})")
+            require(self.resize >= self.img_size, "resize", self.resize,
+                    f"an integer >= model.img_size ({self.img_size})")
         if self.pretrained == PACKAGE_WEIGHTS:
             require((self.source, self.name) == PACKAGE_ARCH, "pretrained", self.pretrained,
                     f"imagenet, none or a weights file for {self.source} {self.name}; {PACKAGE_WEIGHTS} weights fit "

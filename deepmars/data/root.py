@@ -77,7 +77,8 @@ def resolve_root(dataset_cfg: Mapping, *, download: bool = True, cache_dir: Path
         cached = fetch_dataset(dataset_cfg, folder, required, download=False)
         if cached is not None:
             return cached
-        raise DataError(_not_found_message(dataset_cfg, folder) if downloadable else _no_copy_message(dataset_cfg, folder))
+        message = _not_found_message if downloadable else _no_copy_message
+        raise DataError(message(dataset_cfg, folder))
     return fetch_dataset(dataset_cfg, folder, required)
 
 

@@ -21,10 +21,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Optional
 
+from deepmars.config import MODEL_FORMS
 from deepmars.errors import ConfigError
 from deepmars.prediction.inputs import Shard
-from deepmars.config import MODEL_FORMS
 from deepmars.schema import load, require
+
 
 class Command(StrEnum):
     predict = "predict"
