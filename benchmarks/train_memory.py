@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GB = 1024 ** 3
+GIB = 1024 ** 3
 
 
 def rss_now() -> int:
@@ -96,8 +96,8 @@ def _hwm(pid: int) -> int:
 
 def cell(r: dict) -> str:
     if r.get("killed"):
-        return f"| > {r['peak'] / GB:.2f} (killed: out of memory) "
-    return f"| {r['peak'] / GB:.2f} ({r['before'] / GB:.2f} + {(r['peak'] - r['before']) / GB:.2f}) "
+        return f"| > {r['peak'] / GIB:.2f} (killed: out of memory) "
+    return f"| {r['peak'] / GIB:.2f} ({r['before'] / GIB:.2f} + {(r['peak'] - r['before']) / GIB:.2f}) "
 
 
 def main() -> None:
@@ -117,7 +117,7 @@ def main() -> None:
             rows[(b, s)] = run_child(b, s, args.steps, args.threads)
             print(f"batch {b}, {s} px: {cell(rows[(b, s)]).strip('| ')}", file=sys.stderr, flush=True)
     print(f"EfficientNet-Lite0 training step (forward+backward+SGD, channels_last), {args.steps} steps, "
-          f"{args.threads} threads: peak RSS of a fresh process in GB (before the first step + added by the step)")
+          f"{args.threads} threads: peak RSS of a fresh process in GiB (before the first step + added by the step)")
     print("| batch " + "".join(f"| {s} px " for s in args.sizes) + "|")
     print("|---" * (1 + len(args.sizes)) + "|")
     for b in args.batches:
