@@ -176,6 +176,7 @@ def test_bad_source_and_missing_name():
         model_config({**LITE0, "resize": 100})
 
 
+@pytest.mark.slow
 def test_timm_input_size_is_checked_against_the_network():
     with pytest.raises(ConfigError, match="model.img_size: timm vit_tiny_patch16_224 takes only 224x224 inputs"):
         build_model({"source": "timm", "name": "vit_tiny_patch16_224", "pretrained": "none", "img_size": 160}, 3)

@@ -82,7 +82,6 @@ def run_batch(paths: Sequence[Path], settings: LandmarkSettings, out_dir: str | 
 def run_from_config(cfg: Mapping[str, Any]) -> BatchSummary:
     """What ``landmarks.py`` runs: validate every setting, expand ``input``, run the batch."""
     c = config_of(cfg)
-    settings = LandmarkSettings(read=c.read, detect=c.detect, crops=c.crops, output=c.output)
-    summary = run_batch(find_images(c.input), settings, c.output_dir)
+    summary = run_batch(find_images(c.input), c.settings, c.output_dir)
     print(summary)
     return summary

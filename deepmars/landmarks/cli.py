@@ -38,7 +38,7 @@ def _guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any]) -> 
     return cli.guarded(fn, cfg, _INTERRUPTED)
 
 
-def _detect(cfg: Mapping[str, Any]) -> object:
+def _detect(cfg: Mapping[str, Any]) -> Any:  # a BatchSummary
     from deepmars.landmarks.batch import run_from_config
 
     return run_from_config(cfg)

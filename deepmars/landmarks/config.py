@@ -177,6 +177,12 @@ class LandmarksConfig:
                     MODEL_FORMS + " (e.g. python landmarks.py classify model=...)")
 
 
+    @property
+    def settings(self) -> LandmarkSettings:
+        """The detector sections, as the detector and the classifier take them."""
+        return LandmarkSettings(read=self.read, detect=self.detect, crops=self.crops, output=self.output)
+
+
 def config_of(cfg: Mapping[str, Any]) -> LandmarksConfig:
     """``cfg`` (landmarks.yaml as composed, or a plain dict) checked against :class:`LandmarksConfig`."""
     return load(LandmarksConfig, cfg)
@@ -184,5 +190,4 @@ def config_of(cfg: Mapping[str, Any]) -> LandmarksConfig:
 
 def settings_from_config(cfg: Mapping[str, Any]) -> LandmarkSettings:
     """The detector settings of a landmarks config, the whole config validated first."""
-    c = config_of(cfg)
-    return LandmarkSettings(read=c.read, detect=c.detect, crops=c.crops, output=c.output)
+    return config_of(cfg).settings
