@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from deepmars.catalog.paths import to_catalog_path
 from deepmars.catalog.rows import ModelInfo, utc_now
 from deepmars.catalog.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from deepmars.errors import DataError
@@ -129,13 +130,15 @@ class Catalog:
     # -------------------------------------------------------------------- runs
     def start_run(self, model_id: str, input_spec: str, shard: str | None, config: dict,
                   command: str = "predict") -> str:
-        """Log a run as started; ``command`` is the tool (predict or landmarks) that writes its rows."""
+        """Log a run as started; ``command`` is the tool (predict or landmarks) that writes its rows.
+
+        ``input_spec`` (a folder, glob or list file) is stored by the catalog's path rule."""
         run_id = uuid.uuid4().hex
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO runs (run_id, model_id, input, shard, started_at, config, command) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, model_id, input_spec, shard, utc_now(), json.dumps(config, sort_keys=True, default=str),
+                (run_id, model_id, to_catalog_path(input_spec), shard, utc_now(), json.dumps(config, sort_keys=True, default=str),
                  command))
         return run_id
 

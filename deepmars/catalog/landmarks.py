@@ -12,6 +12,9 @@ Identity and replacement rules:
 - An image's rows, its counts and the removal of its path's error row are one transaction, as a
   failure's error row and the removal of that path's image are: a process killed at any moment
   leaves the image wholly written or not at all, and a re-run converges to the uninterrupted result.
+
+Callers pass file system paths; the store writes and compares them by ``paths.to_catalog_path``.
+A ``StoredImage`` holds the path as stored.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from deepmars.catalog.connection import Catalog
+from deepmars.catalog.paths import storable_row, to_catalog_path
 from deepmars.catalog.predictions import insert_sql
 from deepmars.catalog.rows import ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow
 
@@ -85,7 +89,7 @@ class LandmarkStore:
     def unchanged(self, path: str, size: int, mtime_ns: int, detector: str) -> StoredImage | None:
         """The image done from this very file (same path, size, mtime) with these settings: skip it unread."""
         return self._image("path = ? AND file_size = ? AND file_mtime_ns = ? AND detector = ?",
-                           (path, size, mtime_ns, detector))
+                           (to_catalog_path(path), size, mtime_ns, detector))
 
     def by_content(self, sha256: str) -> StoredImage | None:
         return self._image("sha256 = ?", (sha256,))
@@ -103,6 +107,9 @@ class LandmarkStore:
     def write_image(self, image: LandmarkImageRow, landmarks: Sequence[LandmarkRow],
                     counts: Sequence[LandmarkCountRow]) -> None:
         """Replace whatever this image supersedes, then insert it."""
+        image = storable_row(image)
+        landmarks = [storable_row(r) for r in landmarks]
+        counts = [storable_row(r) for r in counts]
         with self.catalog.transaction() as conn:
             self._delete_images("sha256 = ? OR source_image = ? OR path = ?",
                                 (image.sha256, image.source_image, image.path))
@@ -113,6 +120,7 @@ class LandmarkStore:
 
     def write_error(self, error: ErrorRow) -> None:
         """Record why a path failed; an image earlier done from that path is gone from it, so its rows go."""
+        error = storable_row(error)
         with self.catalog.transaction() as conn:
             self._delete_images("path = ?", (error.path,))
             conn.execute(_INSERT_ERROR, error)
@@ -120,7 +128,7 @@ class LandmarkStore:
     def clear_error(self, path: str) -> None:
         """A path whose content is classified is no longer an error."""
         with self.catalog.transaction() as conn:
-            conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, path))
+            conn.execute("DELETE FROM errors WHERE model_id = ? AND path = ?", (self.model_id, to_catalog_path(path)))
 
     def add_counts(self, stored: StoredImage, classes: Sequence[str], threshold: float) -> dict[str, int]:
         """Counts of a stored image at ``threshold``, computed from its rows and written if missing."""

@@ -4,6 +4,8 @@
 them for a model: writing a prediction deletes the path's error row and vice versa, in the same
 transaction. Re-processing a path replaces its row, so a re-run after a crash converges to the
 uninterrupted result and nothing is ever duplicated.
+
+Callers pass file system paths; the store writes and compares them by ``paths.to_catalog_path``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from deepmars.catalog.connection import Catalog
+from deepmars.catalog.paths import storable_row, to_catalog_path
 from deepmars.catalog.rows import ErrorRow, PredictionRow, columns
 
 # SQLite allows 32766 host parameters; lookups go in blocks well below that.
@@ -49,11 +52,11 @@ class PredictionStore:
         """Paths of ``stats`` (path, size, mtime_ns) already classified by this model as they are now."""
         done: set[str] = set()
         for start in range(0, len(stats), LOOKUP_BLOCK):
-            wanted = {p: (s, m) for p, s, m in stats[start:start + LOOKUP_BLOCK]}
+            wanted = {to_catalog_path(p): (p, s, m) for p, s, m in stats[start:start + LOOKUP_BLOCK]}
             rows = self.catalog.conn.execute(
                 f"SELECT path, file_size, file_mtime_ns FROM predictions WHERE model_id=? "
                 f"AND path IN ({', '.join('?' * len(wanted))})", (self.model_id, *wanted))
-            done.update(p for p, s, m in rows if wanted[p] == (s, m))
+            done.update(wanted[p][0] for p, s, m in rows if wanted[p][1:] == (s, m))
         return done
 
     def known(self, sha256: str) -> KnownPrediction | None:
@@ -65,6 +68,8 @@ class PredictionStore:
 
     def write_batch(self, predictions: Sequence[PredictionRow], errors: Sequence[ErrorRow]) -> None:
         """Write one batch atomically; each path ends up either a prediction or an error."""
+        predictions = [storable_row(r) for r in predictions]
+        errors = [storable_row(r) for r in errors]
         with self.catalog.transaction() as conn:
             if predictions:
                 conn.executemany(_INSERT_PREDICTION, predictions)

@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from deepmars.catalog.paths import to_catalog_text
 from deepmars.data.images import IMAGE_SUFFIXES
 from deepmars.errors import ConfigError, ImageError
 from deepmars.landmarks.config import LandmarkSettings, config_of
@@ -69,7 +70,7 @@ def run_batch(paths: Sequence[Path], settings: LandmarkSettings, out_dir: str | 
             except ImageError as exc:
                 failed += 1
                 writer.add_error(source, path, str(exc))
-                tqdm.write(f"skipped: {exc}")
+                tqdm.write(to_catalog_text(f"skipped: {exc}"))
                 continue
             seen[source] = path
             total += len(result.landmarks)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from deepmars.catalog import Catalog, ErrorRow, LandmarkImageRow, LandmarkRow, utc_now
 from deepmars.catalog.landmarks import LandmarkStore, StoredImage, count_by_class, count_rows
+from deepmars.catalog.paths import to_catalog_path
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
 from deepmars.inference.failures import Failures
@@ -191,7 +192,8 @@ class ClassifyRun:
             return (f"source name {source!r} already used by {self.sources[source]} in this run: landmark rows, "
                     "crops and overlays would collide; rename one of the files")
         owner = self.store.by_source(source)
-        other_file = owner is not None and owner.sha256 != file.sha256 and owner.path != file.path
+        other_file = (owner is not None and owner.sha256 != file.sha256
+                      and owner.path != to_catalog_path(file.path))  # as stored
         if other_file and not self.opts.force:
             return (f"source name {source!r} is already classified by this model from {owner.path} (other "
                     "content); force=true replaces that image with this file, or use another catalog")

@@ -19,6 +19,7 @@ import csv
 from pathlib import Path
 from types import TracebackType
 
+from deepmars.catalog.paths import to_catalog_path, to_catalog_text
 from deepmars.landmarks.config import LandmarkSettings
 from deepmars.landmarks.crops import crop_box
 from deepmars.landmarks.overlay import write_overlay
@@ -116,14 +117,16 @@ class DatasetWriter:
             write_overlay(work, result.landmarks, self.out_dir / "overlays" / f"{result.source}.png",
                           self.settings.output.overlay_max_side)
         self._images.writerow({
-            "source": result.source, "path": str(work.path), "status": "ok", "landmarks": len(result.landmarks),
-            "source_width": work.source_width, "source_height": work.source_height,
-            "working_width": width, "working_height": height, "message": "; ".join(result.notes)})
+            "source": result.source, "path": to_catalog_path(work.path), "status": "ok",
+            "landmarks": len(result.landmarks), "source_width": work.source_width,
+            "source_height": work.source_height, "working_width": width, "working_height": height,
+            "message": to_catalog_text("; ".join(result.notes))})
         self._flush()
 
     def add_error(self, source: str, path: Path, message: str) -> None:
-        self._images.writerow({"source": source, "path": str(path), "status": "error", "landmarks": 0,
-                               "message": message})
+        """A failed input; its path and message written as the catalog writes paths (UTF-8 CSV)."""
+        self._images.writerow({"source": to_catalog_text(source), "path": to_catalog_path(path), "status": "error",
+                               "landmarks": 0, "message": to_catalog_text(message)})
         self._flush()
 
     def _flush(self) -> None:

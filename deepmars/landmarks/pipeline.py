@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepmars.catalog.paths import to_catalog_text
 from deepmars.landmarks.config import LandmarkSettings
 from deepmars.landmarks.crops import decode_crop, encode_crop
 from deepmars.landmarks.detect import detect_landmarks
@@ -44,10 +45,12 @@ def source_name(path: str | Path) -> str:
     """Source id for crop names: the file name up to its first dot, whitespace made '_'.
 
     HiRISE product ids contain no dot, so ``ESP_072719_1970_RED.browse.jpg`` and the full product
-    ``ESP_072719_1970_RED.JP2`` both give ``ESP_072719_1970_RED``, the id the v1 crops carry.
+    ``ESP_072719_1970_RED.JP2`` both give ``ESP_072719_1970_RED``, the id the v1 crops carry. Bytes of
+    the name that are not UTF-8 are written ``\\xNN`` (the catalog's path rule), so the id can name
+    crop files, CSV rows and catalog rows.
     """
     name = Path(path).name.split(".", 1)[0] or Path(path).name
-    return re.sub(r"\s+", "_", name)
+    return re.sub(r"\s+", "_", to_catalog_text(name))
 
 
 def process_image(path: str | Path, settings: LandmarkSettings, source: str | None = None) -> ImageLandmarks:

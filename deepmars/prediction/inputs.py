@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepmars.catalog.paths import existing_fs_path
 from deepmars.data.images import IMAGE_SUFFIXES
 from deepmars.errors import ConfigError
 
@@ -94,13 +95,19 @@ def _walk_folder(root: Path) -> Iterator[str]:
 
 
 def _read_list(list_file: Path) -> Iterator[str]:
-    """Paths listed one per line; relative ones are relative to the list file's folder."""
+    """Paths listed one per line; relative ones are relative to the list file's folder.
+
+    A line is a file name as its bytes (what ``find`` writes: bytes that are not UTF-8 are kept as
+    they are) or as the catalog and the error reports show it (those bytes as ``\\xNN``), so a list
+    made from an export names the same files.
+    """
     base = list_file.parent
-    with open(list_file, encoding="utf-8") as f:
+    with open(list_file, encoding="utf-8", errors="surrogateescape") as f:
         for raw in f:
             line = raw.strip()
             if line and not line.startswith("#"):
-                yield str(base / line) if not os.path.isabs(line) else line
+                path = str(base / line) if not os.path.isabs(line) else line
+                yield existing_fs_path(path)
 
 
 def iter_inputs(spec: str, shard: Shard | None = None) -> Iterator[str]:
