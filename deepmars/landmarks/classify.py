@@ -41,6 +41,7 @@ from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
 from deepmars.inference.failures import Failures
 from deepmars.inference.files import FileIdentity, hash_file
+from deepmars.inference.listing import UnreadableFolders
 from deepmars.inference.model import model_info, prepared, probabilities
 from deepmars.inference.ranking import rank
 from deepmars.landmarks.config import LandmarkSettings
@@ -72,6 +73,7 @@ class ClassifySummary:
     images_with: Counter = field(default_factory=Counter)  # class -> images with at least one of them
     seconds: float = 0.0
     failures: Failures = field(default_factory=Failures)
+    unreadable: UnreadableFolders = field(default_factory=UnreadableFolders)  # as predict's: no error rows
 
     @property
     def failed(self) -> int:
@@ -79,7 +81,8 @@ class ClassifySummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+        """3 when an image failed or a folder could not be read: part of the input is not classified."""
+        return EXIT_SOME_FAILED if self.failed or self.unreadable else EXIT_OK
 
     def add_image(self, counts: dict[str, int], landmarks: int) -> None:
         self.landmarks += landmarks
@@ -268,20 +271,25 @@ class ClassifyRun:
 
 # ------------------------------------------------------------------------------ the run
 def run_classify(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, bundle: ModelBundle,
-                 out: TextIO | None = None, progress: bool = True) -> ClassifySummary:
-    """Classify the landmarks of every new or changed image of ``paths`` into ``opts.catalog``."""
+                 out: TextIO | None = None, progress: bool = True,
+                 unreadable: UnreadableFolders | None = None) -> ClassifySummary:
+    """Classify the landmarks of every new or changed image of ``paths`` into ``opts.catalog``.
+
+    ``unreadable``: the folders ``find_images`` could not read, reported with the run.
+    """
     with prepared(bundle, opts.threads):
-        summary = _run(paths, settings, opts, bundle, progress)
+        summary = _run(paths, settings, opts, bundle, progress, unreadable or UnreadableFolders())
     print_summary(summary, out or sys.stdout)
     return summary
 
 
 def _run(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, bundle: ModelBundle,
-         progress: bool) -> ClassifySummary:
+         progress: bool, unreadable: UnreadableFolders) -> ClassifySummary:
     """Log the run, classify every image, mark the run finished (an interrupted run stays open)."""
     started = time.perf_counter()
     overlays = overlay_dir(opts.catalog, bundle.model_id) if settings.output.overlay else None
-    summary = ClassifySummary(opts.catalog, bundle.model_id, opts.count_confidence, overlays, images=len(paths))
+    summary = ClassifySummary(opts.catalog, bundle.model_id, opts.count_confidence, overlays, images=len(paths),
+                              unreadable=unreadable)
     record = {**opts.as_record(), "settings": json.loads(detector_record(settings))}
     with Catalog.open(opts.catalog) as catalog:
         catalog.register_model(model_info(bundle))
@@ -324,3 +332,4 @@ def print_summary(s: ClassifySummary, out: TextIO) -> None:
     print(f"images with at least N of a class: python landmarks.py query class=<class> min_count=N "
           f"count_confidence={s.count_confidence:g} catalog={s.catalog}", file=out)
     s.failures.print(s.catalog, out)
+    s.unreadable.print(out)

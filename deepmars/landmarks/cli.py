@@ -45,6 +45,7 @@ def _detect(cfg: Mapping[str, Any]) -> Any:  # a BatchSummary
 
 
 def _classify(cfg: Mapping[str, Any]) -> int:
+    from deepmars.inference.listing import UnreadableFolders
     from deepmars.landmarks.batch import find_images
     from deepmars.landmarks.classify import run_classify
     from deepmars.landmarks.config import settings_from_config
@@ -52,9 +53,10 @@ def _classify(cfg: Mapping[str, Any]) -> int:
 
     settings = settings_from_config(cfg)
     opts = options.classify_options(cfg)
-    paths = find_images(opts.input)  # a missing input fails before the model is loaded
+    unreadable = UnreadableFolders()
+    paths = find_images(opts.input, unreadable)  # a missing input fails before the model is loaded
     bundle = load_bundle(opts.model, opts.tracking_uri)
-    return run_classify(paths, settings, opts, bundle).exit_code
+    return run_classify(paths, settings, opts, bundle, unreadable=unreadable).exit_code
 
 
 def _query(cfg: Mapping[str, Any]) -> int:

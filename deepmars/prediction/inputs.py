@@ -4,12 +4,13 @@ An input is a folder (walked recursively), a glob, or a text file listing one pa
 are streamed, never collected into one list, so a 3.7 M image archive costs no memory here; the
 order is fixed (sorted names within each folder, sorted glob matches, list order) so two runs over
 the same files see them in the same order. Paths are made absolute: the catalog key must not
-depend on the working directory a run was started from.
+depend on the working directory a run was started from. Folder symlinks are not followed by a
+folder input nor by a glob's ``**`` (``deepmars.inference.listing``), so a link loop cannot hang a
+run or list a file twice; a folder that cannot be read is reported, not skipped in silence.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from deepmars.catalog.paths import existing_fs_path
 from deepmars.data.images import IMAGE_SUFFIXES
 from deepmars.errors import ConfigError
+from deepmars.inference.listing import UnreadableFolders, glob_paths, scan_folder
 
 _GLOB_CHARS = set("*?[")
 
@@ -74,16 +76,12 @@ def input_kind(spec: str) -> str:
                       f"'images/**/*.JPG', or a text file with one image path per line)")
 
 
-def _walk_folder(root: Path) -> Iterator[str]:
+def _walk_folder(root: Path, unreadable: UnreadableFolders) -> Iterator[str]:
     """Image files under ``root``, depth first, names sorted: deterministic and streaming."""
     stack = [str(root)]
     while stack:
         folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue  # an unreadable sub-folder holds nothing we can classify
+        entries = scan_folder(folder, unreadable)  # an unreadable folder is reported, not silently skipped
         subdirs = []
         for entry in entries:
             # Folder symlinks are not followed (as os.walk): a link loop must not hang a run.
@@ -110,14 +108,17 @@ def _read_list(list_file: Path) -> Iterator[str]:
                 yield existing_fs_path(path)
 
 
-def iter_inputs(spec: str, shard: Shard | None = None) -> Iterator[str]:
-    """Absolute paths of the images named by ``spec`` that ``shard`` owns, in a fixed order."""
+def iter_inputs(spec: str, shard: Shard | None = None, unreadable: UnreadableFolders | None = None) -> Iterator[str]:
+    """Absolute paths of the images named by ``spec`` that ``shard`` owns, in a fixed order.
+
+    Folders that cannot be read go to ``unreadable`` (by default a warning on stderr each).
+    """
+    unreadable = UnreadableFolders() if unreadable is None else unreadable
     kind = input_kind(spec)
     if kind == "folder":
-        paths: Iterator[str] = _walk_folder(Path(spec))
+        paths: Iterator[str] = _walk_folder(Path(spec), unreadable)
     elif kind == "glob":
-        paths = (p for p in sorted(glob.glob(spec, recursive=True))
-                 if is_image_name(p) and os.path.isfile(p))
+        paths = (p for p in glob_paths(spec, unreadable) if is_image_name(p) and os.path.isfile(p))
     else:
         paths = _read_list(Path(spec))
     for path in paths:
@@ -126,6 +127,6 @@ def iter_inputs(spec: str, shard: Shard | None = None) -> Iterator[str]:
             yield path
 
 
-def count_inputs(spec: str, shard: Shard | None = None) -> int:
+def count_inputs(spec: str, shard: Shard | None = None, unreadable: UnreadableFolders | None = None) -> int:
     """How many paths ``iter_inputs`` will yield: one cheap listing pass, for the progress ETA."""
-    return sum(1 for _ in iter_inputs(spec, shard))
+    return sum(1 for _ in iter_inputs(spec, shard, unreadable))

@@ -25,6 +25,7 @@ from deepmars.catalog.predictions import LOOKUP_BLOCK, PredictionStore
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.data.metadata import check_metadata_spec
 from deepmars.inference.failures import Failures
+from deepmars.inference.listing import UnreadableFolders
 from deepmars.inference.model import model_info, prepared, probabilities
 from deepmars.inference.ranking import Ranked, rank
 from deepmars.models.bundle import ModelBundle
@@ -48,6 +49,8 @@ class RunSummary:
     abstained: Counter = field(default_factory=Counter)
     confidence_sum: Counter = field(default_factory=Counter)
     failures: Failures = field(default_factory=Failures)
+    # Not error rows: a folder is no image, and its row would never be cleared by a later success.
+    unreadable: UnreadableFolders = field(default_factory=UnreadableFolders)
 
     @property
     def failed(self) -> int:
@@ -55,7 +58,8 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+        """3 when an image failed or a folder could not be read: part of the input is not classified."""
+        return EXIT_SOME_FAILED if self.failed or self.unreadable else EXIT_OK
 
     def add_prediction(self, predicted_class: str, confidence: float, abstained: bool) -> None:
         self.per_class[predicted_class] += 1
@@ -93,7 +97,7 @@ def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool) -> RunSummar
 def _classify(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
               progress: bool) -> None:
     """Pending paths -> chunks decoded in workers -> inference -> one transaction per chunk."""
-    summary.total = count_inputs(opts.input, opts.shard)
+    summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
     settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
                               catalog_path=str(opts.catalog), model_id=bundle.model_id, reuse=not opts.force)
     # In a log file (no terminal) a line every 30 s, not a carriage-return stream.
@@ -101,7 +105,7 @@ def _classify(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summa
                mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
     store = PredictionStore(catalog, bundle.model_id)
     with DecodePool(settings, opts.num_workers) as pool, bar:
-        todo = _pending(store, iter_inputs(opts.input, opts.shard), opts.force, summary, bar)
+        todo = _pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
         for chunk in pool.map(_chunks(todo, opts.batch_size)):
             predictions, errors = _chunk_rows(chunk, bundle, store, settings, opts, summary)
             store.write_batch(predictions, errors)
@@ -207,3 +211,4 @@ def print_summary(s: RunSummary, out: TextIO) -> None:
             print(f"{name:<{width}}  {n:>7}  {s.abstained[name]:>9}  {s.confidence_sum[name] / n:>9.3f}",
                   file=out)
     s.failures.print(s.catalog, out)
+    s.unreadable.print(out)
