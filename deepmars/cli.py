@@ -7,13 +7,18 @@ Exit codes of every entry point:
   3  finished, but some images failed (listed at the end and kept in the catalog's errors table)
   4  could not run: the data, model, an input, or the catalog cannot be used (the reason is printed)
   130 interrupted (Ctrl-C): work finished so far is kept, the same command continues it
+  143 terminated (SIGTERM: kill, timeout, a scheduler or service manager stopping the job): the same
+      as Ctrl-C, with the code a shell reports for a process ended by SIGTERM (128 + 15), so a
+      wrapper can tell who stopped the run
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -24,6 +29,32 @@ T = TypeVar("T")
 log = logging.getLogger("deepmars")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt.
+
+    A KeyboardInterrupt, so every clean-up written for Ctrl-C runs for it too (transactions rolled
+    back, worker pools shut down), and no ``except Exception`` mistakes it for a bad image.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated in the main thread; the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 _task_started = False
 
@@ -79,18 +110,22 @@ def usage_exit_codes() -> Iterator[None]:
 def guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any], interrupted: str) -> Any:
     """``fn(cfg)`` for a command-style entry point; every error becomes a message and an exit code.
 
-    ``interrupted`` tells the user what a Ctrl-C kept and how to continue.
+    ``interrupted`` tells the user what a Ctrl-C or SIGTERM kept and how to continue.
     """
     global _task_started
     _task_started = True
     try:
-        return fn(cfg)
+        with sigterm_interrupts():
+            return fn(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DeepMarsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
+    except Terminated:
+        print(f"terminated: {interrupted}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"interrupted: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED

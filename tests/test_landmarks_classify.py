@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -310,6 +311,48 @@ def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_
     assert cli.main(cfg) == 3  # the bad file fails again
     for table in ("landmark_images", "landmarks", "landmark_counts", "errors", "models"):
         assert table_rows(killed, table) == table_rows(reference, table), table
+
+
+class _TerminateCounts(_InterruptCounts):
+    """As _InterruptCounts, but the interruption is a real SIGTERM sent to this process."""
+
+    def executemany(self, statement: str, rows):
+        if statement.startswith("INSERT INTO landmark_counts"):
+            self._calls += 1
+            if self._calls == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return self._conn.executemany(statement, rows)
+
+
+class _StraySigterm(Exception):
+    pass
+
+
+def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, monkeypatch):
+    monkeypatch.setattr("deepmars.models.loading.load_bundle", lambda *a, **k: known_bundle())
+    from deepmars.catalog import landmarks as store
+
+    original = store.LandmarkStore.__init__
+
+    def terminated(self, catalog, model_id):
+        original(self, catalog, model_id)
+        self.catalog.conn = self.conn = _TerminateCounts(self.conn)
+
+    monkeypatch.setattr(store.LandmarkStore, "__init__", terminated)
+
+    def stray(signum, frame):  # where SIGTERM lands unless classify handles it (not: end pytest itself)
+        raise _StraySigterm()
+
+    previous = signal.signal(signal.SIGTERM, stray)
+    try:
+        catalog = tmp_path / "c.sqlite"
+        assert cli.main(config("command=classify", f"input={scenes}", "model=unused", f"catalog={catalog}")) == 143
+        assert signal.getsignal(signal.SIGTERM) is stray  # the handler before the run is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sql(catalog, "SELECT source_image FROM landmark_images") == [(A,)]  # the finished image is kept
+    assert sql(catalog, "SELECT count(*) FROM landmarks WHERE source_image = ?", (B,)) == [(0,)]
+    assert sql(catalog, "SELECT count(*) FROM runs WHERE finished_at IS NULL") == [(1,)]
 
 
 def test_bad_files_go_to_the_errors_table_and_the_batch_goes_on(scenes, tmp_path):

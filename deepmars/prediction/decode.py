@@ -34,6 +34,7 @@ from deepmars.data.metadata import parse_metadata
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import DataError, ImageError
 from deepmars.inference.files import hash_file
+from deepmars.prediction.worker_exit import exit_with_parent
 
 # Name fields with their own catalog column; any other field goes to the JSON metadata column.
 METADATA_COLUMNS = ("sol", "instrument", "source_image")
@@ -92,12 +93,14 @@ _settings: DecodeSettings | None = None
 _readers: dict[tuple[int, str], sqlite3.Connection] = {}
 
 
-def init_worker(settings: DecodeSettings) -> None:
+def init_worker(settings: DecodeSettings, parent_pid: int) -> None:
     """Process-pool initializer: the settings stay in the worker for every chunk it gets."""
     global _settings
     _settings = settings
     # Ctrl-C reaches the whole process group: the main process stops the run, workers just exit.
+    # (SIGTERM is not ignored: the pool itself ends workers with it when one has crashed.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)  # a main process killed with -9 must not leave its workers behind
 
 
 def _known(sha256: str, settings: DecodeSettings) -> bool:
@@ -177,7 +180,7 @@ class DecodePool:
             # BrokenProcessPool instead of leaving the run waiting forever.
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             self._executor = ProcessPoolExecutor(num_workers, mp_context=mp.get_context(method),
-                                                 initializer=init_worker, initargs=(settings,))
+                                                 initializer=init_worker, initargs=(settings, os.getpid()))
 
     def map(self, chunks: Iterable[list[str]]) -> Iterator[Chunk]:
         """Decode ``chunks`` lazily: at most ``max_in_flight`` are submitted and not yet consumed."""
