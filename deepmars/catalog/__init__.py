@@ -3,6 +3,7 @@
 - ``schema``: tables, migrations, and each table's row type and key (``TABLES``);
 - ``rows``: typed rows (NamedTuples in column order) and ``ModelInfo``;
 - ``connection``: ``Catalog`` (open, create, migrate, refuse a foreign file, write transactions);
+- ``paths``: how a file path is stored (undecodable bytes as ``\\xNN``) and turned back into the file name;
 - ``predictions`` / ``landmarks``: the stores that write whole-image and per-landmark rows;
 - ``merge``: shards or deliveries into one catalog, every table.
 """

@@ -6,9 +6,9 @@ of ``conf/landmarks/landmarks.yaml``.
 
 Exit codes are predict.py's (``deepmars/cli.py``): 0 done, 1 a bug (traceback printed), 2 usage
 error (the key is named), 3 finished but some images failed (detect: listed in its images.csv;
-classify: listed, and kept in the catalog's errors table), 4 could not run (model, input or
-catalog unusable), 130 interrupted (classify: images finished so far are in the catalog; the same
-command continues).
+classify: listed, and kept in the catalog's errors table) or a folder could not be read (listed),
+4 could not run (model, input or catalog unusable), 130 interrupted (Ctrl-C) and 143 terminated
+(SIGTERM) (classify: images finished so far are in the catalog; the same command continues).
 """
 
 from __future__ import annotations

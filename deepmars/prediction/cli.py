@@ -5,7 +5,8 @@ command, is shorthand for ``command=<word>``; everything else is an ordinary Hyd
 ``conf/predict/predict.yaml``.
 
 Exit codes (deepmars/cli.py, also in the README): 0 done, 1 a bug, 2 usage error, 3 some images
-failed, 4 could not run, 130 interrupted (completed batches are kept; a re-run continues).
+failed or a folder could not be read, 4 could not run, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM); after 130 or 143 completed batches are kept and a re-run continues.
 """
 
 from __future__ import annotations
