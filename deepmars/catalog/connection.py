@@ -138,8 +138,8 @@ class Catalog:
             conn.execute(
                 "INSERT INTO runs (run_id, model_id, input, shard, started_at, config, command) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, model_id, to_catalog_path(input_spec), shard, utc_now(), json.dumps(config, sort_keys=True, default=str),
-                 command))
+                (run_id, model_id, to_catalog_path(input_spec), shard, utc_now(),
+                 json.dumps(config, sort_keys=True, default=str), command))
         return run_id
 
     def finish_run(self, run_id: str, classified: int, reused: int, skipped: int, failed: int,

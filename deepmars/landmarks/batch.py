@@ -74,7 +74,7 @@ def run_batch(paths: Sequence[Path], settings: LandmarkSettings, out_dir: str | 
     unreadable = UnreadableFolders() if unreadable is None else unreadable
     with DatasetWriter(out_dir, settings) as writer:
         for folder, reason in unreadable.found.items():
-            writer.add_error("", Path(folder), f"{folder}: cannot read folder ({reason}); its images are not included")
+            writer.add_error("", Path(folder), f"{folder}: cannot read folder ({reason}); its images are missing")
         for path in tqdm(paths, desc="landmarks", unit="image"):
             source = source_name(path)
             try:
