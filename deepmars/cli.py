@@ -4,7 +4,8 @@ Exit codes of every entry point:
   0  done, no image failed
   1  internal error (a bug: the traceback is printed)
   2  usage error: unknown key, bad override syntax, or a value not allowed (the key is named)
-  3  finished, but some images failed (listed at the end and kept in the catalog's errors table)
+  3  finished, but some images failed (listed at the end and kept in the catalog's errors table),
+     or a folder of the input could not be read (listed at the end)
   4  could not run: the data, model, an input, or the catalog cannot be used (the reason is printed)
   130 interrupted (Ctrl-C): work finished so far is kept, the same command continues it
   143 terminated (SIGTERM: kill, timeout, a scheduler or service manager stopping the job): the same

@@ -170,6 +170,7 @@ def test_landmarks_detect_and_classify_report_an_unreadable_folder(tmp_path, mon
     assert "1 folders could not be read" in str(summary)
     rows = (tmp_path / "out" / "images.csv").read_text().splitlines()
     assert rows[1].startswith(f",{tmp_path / 'b'},error,0,") and "cannot read folder (Permission denied)" in rows[1]
+    assert cli.main(config(listed, f"output_dir={tmp_path / 'out2'}")) == 3  # as for a failed image
 
     monkeypatch.setattr("deepmars.models.loading.load_bundle", lambda *a, **k: known_bundle())
     catalog = tmp_path / "c.sqlite"

@@ -30,7 +30,7 @@ def main(cfg: Mapping[str, Any]) -> int:
         return command
     if command == "detect":
         summary = run_cli(_detect, cfg)  # exits 2 or 4 itself on an error, as landmarks.py always has
-        return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+        return EXIT_SOME_FAILED if summary.failed or summary.unreadable_folders else EXIT_OK
     return _guarded(_classify if command == "classify" else _query, cfg)
 
 
