@@ -98,8 +98,11 @@ def init_worker(settings: DecodeSettings, parent_pid: int) -> None:
     global _settings
     _settings = settings
     # Ctrl-C reaches the whole process group: the main process stops the run, workers just exit.
-    # (SIGTERM is not ignored: the pool itself ends workers with it when one has crashed.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM ends a worker at once, without a traceback: a forked worker would otherwise inherit the
+    # main process's handler (raise Terminated). Not ignored: the pool ends workers with it when one
+    # has crashed, and waits for them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     exit_with_parent(parent_pid)  # a main process killed with -9 must not leave its workers behind
 
 
