@@ -389,7 +389,7 @@ def _v1_catalog(path: Path) -> None:
         for statement in filter(str.strip, SCHEMA.split(";")):
             conn.execute(statement)
         conn.executemany(f"INSERT INTO predictions VALUES ({', '.join('?' * 16)})",
-                         [prediction_row("/m/a.JPG"), prediction_row("/m/b.JPG", cls="drill", conf=0.7)])
+                         [prediction_row("/m/a.JPG")[:16], prediction_row("/m/b.JPG", cls="drill", conf=0.7)[:16]])
         conn.execute("INSERT INTO models VALUES ('runs:/a', '[\"wheel\", \"drill\"]', 'msl', 1.0, '{}', '{}')")
         conn.execute("INSERT INTO runs (run_id, model_id, input, started_at, config) "
                      "VALUES ('r1', 'runs:/a', 'x', '2020', '{}')")
@@ -401,7 +401,7 @@ def test_a_schema_1_catalog_is_migrated_and_predict_still_reads_it(scenes, tmp_p
     _v1_catalog(catalog)
     before = table_rows(catalog, "predictions")
     classify(scenes, catalog)  # opens, migrates, and adds landmark rows beside the predictions
-    assert sql(catalog, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 2
+    assert sql(catalog, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 3
     assert table_rows(catalog, "predictions") == before
     assert sql(catalog, "SELECT run_id, command FROM runs ORDER BY started_at")[0] == ("r1", "predict")
     assert sql(catalog, "SELECT count(*) FROM landmarks") == [(7,)]

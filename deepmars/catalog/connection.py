@@ -20,7 +20,7 @@ from pathlib import Path
 
 from deepmars.catalog.paths import to_catalog_path
 from deepmars.catalog.rows import ModelInfo, utc_now
-from deepmars.catalog.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from deepmars.catalog.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLES
 from deepmars.errors import DataError
 
 # Seconds a writer waits for another process's write lock: long enough for any one batch.
@@ -157,8 +157,9 @@ class Catalog:
 
     # ------------------------------------------------------------------- reads
     def rows(self, table: str, exclude: Iterable[str] = ()) -> list[tuple]:
-        """All rows of ``table`` minus some columns, sorted: for comparing catalogs in tests."""
-        cols = [c for c in self.columns(table) if c not in set(exclude)]
+        """All rows of ``table`` minus some columns and the file's own row ids, sorted: for comparing catalogs."""
+        local = set(TABLES[table].local) if table in TABLES else set()
+        cols = [c for c in self.columns(table) if c not in set(exclude) | local]
         quoted = ", ".join(f'"{c}"' for c in cols)
         return self.conn.execute(f"SELECT {quoted} FROM {table} ORDER BY 1, 2").fetchall()
 
@@ -203,7 +204,12 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
         _execute_script(conn, SCHEMA)
         version = 1
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        _execute_script(conn, MIGRATIONS[target])
+        migration = MIGRATIONS[target]
+        if isinstance(migration, str):
+            _execute_script(conn, migration)
+        else:
+            for statement in migration:
+                conn.execute(statement)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

@@ -10,7 +10,9 @@ afterwards too:
   replaces the images it clashes with (same content, source name or path under that model) only
   when it is newer than all of them, and brings all its rows; a path left as both a landmark image
   and an error keeps the later of the two;
-- ``models`` and ``runs``: every row, once.
+- ``models`` and ``runs``: every row, once;
+- the search tables (FTS5 text, facet counts) are kept by triggers on the tables above, so they
+  are right after a merge without being copied (``DERIVED_TABLES``).
 
 Each input catalog is merged in one transaction, so an interrupted merge re-run gives the same
 result. ``MERGES`` says how each table of the schema is merged; a table without an entry stops
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from deepmars.catalog.connection import Catalog
 from deepmars.catalog.landmarks import IMAGE_TABLES, delete_images
-from deepmars.catalog.schema import TABLES
+from deepmars.catalog.schema import DERIVED_TABLES, TABLES
 from deepmars.errors import DataError
 
 
@@ -37,7 +39,7 @@ class MergeCounts:
 
 
 def _cols(table: str, prefix: str = "") -> str:
-    return ", ".join(f'{prefix}"{c}"' for c in TABLES[table].columns)
+    return ", ".join(f'{prefix}"{c}"' for c in TABLES[table].shared_columns)
 
 
 def _insert_missing(conn: sqlite3.Connection, table: str) -> None:
@@ -47,7 +49,7 @@ def _insert_missing(conn: sqlite3.Connection, table: str) -> None:
 def _upsert_newer(conn: sqlite3.Connection, table: str) -> None:
     """INSERT .. SELECT from the attached catalog; on a key clash the newer row wins."""
     spec = TABLES[table]
-    updates = ", ".join(f'"{c}"=excluded."{c}"' for c in spec.columns if c not in spec.key)
+    updates = ", ".join(f'"{c}"=excluded."{c}"' for c in spec.shared_columns if c not in spec.key)
     # "WHERE true" lets SQLite parse ON CONFLICT after a SELECT (documented upsert quirk).
     conn.execute(f"INSERT INTO main.{table} ({_cols(table)}) SELECT {_cols(table)} FROM src.{table} WHERE true "
                  f"ON CONFLICT({', '.join(spec.key)}) DO UPDATE SET {updates} "
@@ -107,6 +109,12 @@ def _merged_with_another(conn: sqlite3.Connection, table: str) -> None:
     """The table is merged together with another one (its entry in MERGES does the work)."""
 
 
+def _derived_by_triggers(conn: sqlite3.Connection, table: str) -> None:
+    """Search text and facet counts follow every insert, update and delete of the tables they
+    derive from (``DERIVED_TABLES``), the merge's included: nothing to copy. Each file numbers its
+    own rows, so copying another file's would be wrong."""
+
+
 # Table -> how it is merged, in this order.
 MERGES: dict[str, Callable[[sqlite3.Connection, str], None]] = {
     "models": _insert_missing,
@@ -116,11 +124,12 @@ MERGES: dict[str, Callable[[sqlite3.Connection, str], None]] = {
     "landmark_images": _merge_whole_images,
     "landmarks": _merged_with_another,
     "landmark_counts": _merged_with_another,
+    **{name: _derived_by_triggers for name in DERIVED_TABLES},
 }
 
 
 def _check_every_table_is_merged() -> None:
-    missing = sorted(set(TABLES) - set(MERGES))
+    missing = sorted((set(TABLES) | set(DERIVED_TABLES)) - set(MERGES))
     if missing:
         raise DataError(f"merge does not know how to merge catalog tables {missing}; nothing was merged")
 

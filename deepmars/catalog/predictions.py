@@ -27,7 +27,17 @@ def insert_sql(table: str, row_type: type[tuple], verb: str = "INSERT") -> str:
     return f"{verb} INTO {table} ({quoted}) VALUES ({', '.join('?' * len(cols))})"
 
 
-_INSERT_PREDICTION = insert_sql("predictions", PredictionRow, "INSERT OR REPLACE")
+def upsert_sql(table: str, row_type: type[tuple], key: tuple[str, ...]) -> str:
+    """INSERT, or on a key clash UPDATE the row in place (its row id kept).
+
+    Not INSERT OR REPLACE: a replace deletes the old row without firing delete triggers (unless
+    recursive triggers are on), which would leave the search tables counting it.
+    """
+    updates = ", ".join(f'"{c}"=excluded."{c}"' for c in columns(row_type) if c not in key and c != "id")
+    return insert_sql(table, row_type) + f" ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}"
+
+
+_INSERT_PREDICTION = upsert_sql("predictions", PredictionRow, ("model_id", "path"))
 _INSERT_ERROR = insert_sql("errors", ErrorRow, "INSERT OR REPLACE")
 
 

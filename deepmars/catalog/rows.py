@@ -48,6 +48,7 @@ class PredictionRow(NamedTuple):
     top_k: str  # JSON [{"class": name, "p": probability}, ...]
     abstained: int
     classified_at: str
+    id: int | None = None  # this catalog file's row number (None: assigned on insert); not merged
 
 
 class ErrorRow(NamedTuple):
@@ -80,6 +81,7 @@ class LandmarkImageRow(NamedTuple):
     detector: str  # JSON of the read/detect/crops settings
     overlay: str | None
     classified_at: str
+    id: int | None = None  # this catalog file's row number (None: assigned on insert); not merged
 
 
 class LandmarkRow(NamedTuple):

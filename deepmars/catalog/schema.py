@@ -10,7 +10,9 @@ orbital images (landmarks.py classify):
   ``finished_at``; ``command`` says which tool ran;
 - ``landmark_images``: one row per (model, source image content) detected and classified, with
   zero or more ``landmarks`` rows and one ``landmark_counts`` row per class of the model at each
-  counting threshold.
+  counting threshold;
+- derived by triggers, for searching a read-only catalog (``DERIVED_TABLES``): FTS5 text of both
+  image tables and facet counts of ``predictions`` (schema 3, see ``SEARCH_SCHEMA``).
 
 A new catalog is created as schema 1 and migrated (``MIGRATIONS``), so a new and a migrated
 catalog have the same tables with the same column order. ``TABLES`` names every table with its
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from deepmars.catalog.rows import (ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow, PredictionRow,
                                    RunRow, columns)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Schema 1, as predict.py first wrote it. A new catalog is created as schema 1 and migrated, so a
 # new and a migrated catalog have the same tables with the same column order.
@@ -143,8 +145,159 @@ CREATE TABLE landmark_counts (
 CREATE INDEX landmark_counts_by_class ON landmark_counts (model_id, class, count_confidence, n)
 """
 
-# Version reached -> the statements that reach it from the version before.
-MIGRATIONS = {2: LANDMARK_SCHEMA}
+# Schema 2 -> 3: what searching a read-only catalog needs (the Atlas), kept in step by triggers so
+# every writer (predict.py, landmarks.py, merge, any SQL) keeps it right without knowing of it.
+#
+# - ``predictions`` and ``landmark_images`` become rowid tables with an explicit ``id INTEGER
+#   PRIMARY KEY`` (last column) and their old key as a UNIQUE constraint: the id is the row key a
+#   browser sends (never a path), the keyset tie-breaker, and the FTS5 rowid; an explicit INTEGER
+#   PRIMARY KEY survives VACUUM, an implicit rowid may not;
+# - ``prediction_text`` / ``scene_text``: FTS5 over file paths, class, source image, metadata and
+#   notes, reading their text from the tables themselves (external content: nothing stored twice);
+# - ``prediction_facets`` / ``prediction_sol_facets``: row counts per model, class, instrument,
+#   confidence step (CONFIDENCE_STEPS per unit) and abstained flag, the second also per SOL_BIN sols,
+#   so facet counts over millions of rows read a few thousand summary rows instead of scanning;
+# - indexes for the Atlas's result pages, chosen from EXPLAIN QUERY PLAN (tests/test_atlas_queries.py).
+CONFIDENCE_STEPS = 20  # the confidence slider's grid: 0.05
+SOL_BIN = 50  # sols per bin of the sol histogram
+
+
+def confidence_step(value: str) -> str:
+    """SQL for the grid step of a confidence: the largest k with k / CONFIDENCE_STEPS <= value.
+
+    ``CAST(v * 20 AS INTEGER)`` alone can be one off (0.15 * 20 = 2.9999999999999996), so it is
+    corrected against the very doubles ``confidence >= k / 20.0`` compares with: a row counted at
+    step >= k is exactly a row the result query keeps at min_confidence k / 20.
+    """
+    k, x = CONFIDENCE_STEPS, f"CAST({value} * {CONFIDENCE_STEPS} AS INTEGER)"
+    return f"({x} + ({value} >= ({x} + 1) / {k}.0) - ({value} < {x} / {k}.0))"
+
+
+_PREDICTION_COLUMNS = """
+    model_id        TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    file_size       INTEGER NOT NULL,
+    file_mtime_ns   INTEGER NOT NULL,
+    width           INTEGER NOT NULL,
+    height          INTEGER NOT NULL,
+    sol             INTEGER,
+    instrument      TEXT,
+    source_image    TEXT,
+    metadata        TEXT NOT NULL,
+    predicted_class TEXT NOT NULL,
+    confidence      REAL NOT NULL,
+    top_k           TEXT NOT NULL,
+    abstained       INTEGER NOT NULL,
+    classified_at   TEXT NOT NULL,
+    id              INTEGER PRIMARY KEY,  -- row key of this file (not merged: each file numbers its own)
+    UNIQUE (model_id, path)"""
+
+_SCENE_COLUMNS = """
+    model_id        TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    source_image    TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    file_size       INTEGER NOT NULL,
+    file_mtime_ns   INTEGER NOT NULL,
+    source_width    INTEGER NOT NULL,
+    source_height   INTEGER NOT NULL,
+    working_width   INTEGER NOT NULL,
+    working_height  INTEGER NOT NULL,
+    landmarks       INTEGER NOT NULL,
+    notes           TEXT NOT NULL,
+    detector        TEXT NOT NULL,
+    overlay         TEXT,
+    classified_at   TEXT NOT NULL,
+    id              INTEGER PRIMARY KEY,
+    UNIQUE (model_id, sha256)"""
+
+_PREDICTION_TEXT = ("path", "predicted_class", "source_image", "instrument", "metadata")
+_SCENE_TEXT = ("source_image", "path", "notes")
+_FACETS = ("prediction_facets", "prediction_sol_facets")
+
+
+def _fts_write(table: str, columns: tuple[str, ...], row: str, delete: bool) -> str:
+    cols = ", ".join(columns)
+    values = ", ".join(f"{row}.{c}" for c in columns)
+    if delete:
+        return f"INSERT INTO {table}({table}, rowid, {cols}) VALUES ('delete', {row}.id, {values})"
+    return f"INSERT INTO {table}(rowid, {cols}) VALUES ({row}.id, {values})"
+
+
+def _facet_key(row: str, with_sol: bool) -> list[tuple[str, str]]:
+    key = [("model_id", f"{row}.model_id")]
+    if with_sol:
+        key.append(("sol_bin", f"{row}.sol / {SOL_BIN}"))
+    return key + [("predicted_class", f"{row}.predicted_class"), ("instrument", f"IFNULL({row}.instrument, '')"),
+                  ("confidence_step", confidence_step(f"{row}.confidence")), ("abstained", f"{row}.abstained")]
+
+
+def _facet_add(table: str, row: str) -> str:
+    key = _facet_key(row, table == "prediction_sol_facets")
+    where = f" WHERE {row}.sol IS NOT NULL" if table == "prediction_sol_facets" else " WHERE true"
+    return (f"INSERT INTO {table} ({', '.join(k for k, _ in key)}, n) SELECT {', '.join(v for _, v in key)}, 1"
+            f"{where} ON CONFLICT ({', '.join(k for k, _ in key)}) DO UPDATE SET n = n + 1")
+
+
+def _facet_remove(table: str, row: str) -> list[str]:
+    match = " AND ".join(f"{k} = {v}" for k, v in _facet_key(row, table == "prediction_sol_facets"))
+    return [f"UPDATE {table} SET n = n - 1 WHERE {match}", f"DELETE FROM {table} WHERE {match} AND n <= 0"]
+
+
+def _triggers(table: str, fts: str, text: tuple[str, ...], facets: bool) -> list[str]:
+    add = [_fts_write(fts, text, "NEW", False)] + ([_facet_add(t, "NEW") for t in _FACETS] if facets else [])
+    remove = [_fts_write(fts, text, "OLD", True)] + (
+        [s for t in _FACETS for s in _facet_remove(t, "OLD")] if facets else [])
+    body = {"insert": add, "delete": remove, "update": remove + add}
+    return [f"CREATE TRIGGER {table}_{event}_search AFTER {event.upper()} ON {table} BEGIN\n    "
+            + ";\n    ".join(statements) + ";\nEND" for event, statements in body.items()]
+
+
+def _rebuilt(table: str, columns: str, indexes: list[str]) -> list[str]:
+    """A table re-created with new columns: the old one renamed aside (copied over and dropped later)."""
+    return [f"ALTER TABLE {table} RENAME TO {table}_v2", *[f"DROP INDEX {name}" for name in indexes],
+            f"CREATE TABLE {table} ({columns}\n)"]
+
+
+SEARCH_SCHEMA: tuple[str, ...] = (
+    *_rebuilt("predictions", _PREDICTION_COLUMNS, ["predictions_by_sha", "predictions_by_class"]),
+    "CREATE INDEX predictions_by_sha ON predictions (model_id, sha256)",
+    # result pages: one class, best first; keyset on (confidence, id)
+    "CREATE INDEX predictions_by_class ON predictions (model_id, predicted_class, confidence)",
+    # result pages without a class filter, and every model at once
+    "CREATE INDEX predictions_by_confidence ON predictions (model_id, confidence)",
+    # sol ranges (exact counts at the edges of the histogram bins) and HiRISE crops by source image
+    "CREATE INDEX predictions_by_sol ON predictions (model_id, sol, predicted_class, instrument, confidence, abstained)",
+    "CREATE INDEX predictions_by_source ON predictions (model_id, source_image, confidence) "
+    "WHERE source_image IS NOT NULL",
+    f"CREATE VIRTUAL TABLE prediction_text USING fts5({', '.join(_PREDICTION_TEXT)}, content='predictions', "
+    "content_rowid='id')",
+    "CREATE TABLE prediction_facets (model_id TEXT NOT NULL, predicted_class TEXT NOT NULL, instrument TEXT NOT NULL, "
+    "confidence_step INTEGER NOT NULL, abstained INTEGER NOT NULL, n INTEGER NOT NULL, "
+    "PRIMARY KEY (model_id, predicted_class, instrument, confidence_step, abstained)) WITHOUT ROWID",
+    "CREATE TABLE prediction_sol_facets (model_id TEXT NOT NULL, sol_bin INTEGER NOT NULL, "
+    "predicted_class TEXT NOT NULL, instrument TEXT NOT NULL, confidence_step INTEGER NOT NULL, "
+    "abstained INTEGER NOT NULL, n INTEGER NOT NULL, "
+    "PRIMARY KEY (model_id, sol_bin, predicted_class, instrument, confidence_step, abstained)) WITHOUT ROWID",
+    *_triggers("predictions", "prediction_text", _PREDICTION_TEXT, True),
+    "INSERT INTO predictions SELECT *, NULL FROM predictions_v2 ORDER BY model_id, path",
+    "DROP TABLE predictions_v2",
+    *_rebuilt("landmark_images", _SCENE_COLUMNS, ["landmark_images_by_source", "landmark_images_by_path"]),
+    "CREATE UNIQUE INDEX landmark_images_by_source ON landmark_images (model_id, source_image)",
+    "CREATE INDEX landmark_images_by_path ON landmark_images (model_id, path)",
+    f"CREATE VIRTUAL TABLE scene_text USING fts5({', '.join(_SCENE_TEXT)}, content='landmark_images', "
+    "content_rowid='id')",
+    *_triggers("landmark_images", "scene_text", _SCENE_TEXT, False),
+    "INSERT INTO landmark_images SELECT *, NULL FROM landmark_images_v2 ORDER BY model_id, source_image",
+    "DROP TABLE landmark_images_v2",
+    # landmarks of a class at a confidence, per image (scene facets and minimum-count filters)
+    "CREATE INDEX landmark_counts_by_image ON landmark_counts (model_id, count_confidence, sha256, class, n)",
+)
+
+# Version reached -> the statements that reach it from the version before (a script split on ';',
+# or a tuple of statements where a statement holds ';', as a trigger does).
+MIGRATIONS: dict[int, str | tuple[str, ...]] = {2: LANDMARK_SCHEMA, 3: SEARCH_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -155,10 +308,16 @@ class Table:
     row_type: type | None
     key: tuple[str, ...]
     time_column: str | None = None
+    local: tuple[str, ...] = ()  # columns numbered by each file (row ids): never copied between catalogs
 
     @property
     def columns(self) -> tuple[str, ...]:
         return columns(self.row_type) if self.row_type is not None else MODEL_COLUMNS
+
+    @property
+    def shared_columns(self) -> tuple[str, ...]:
+        """The columns that mean the same in every catalog (what a merge copies and tests compare)."""
+        return tuple(c for c in self.columns if c not in self.local)
 
 
 MODEL_COLUMNS = ("model_id", "class_names", "dataset", "temperature", "preprocess", "model_cfg")
@@ -167,10 +326,14 @@ MODEL_COLUMNS = ("model_id", "class_names", "dataset", "temperature", "preproces
 TABLES = {t.name: t for t in (
     Table("models", None, ("model_id",)),
     Table("runs", RunRow, ("run_id",), "started_at"),
-    Table("predictions", PredictionRow, ("model_id", "path"), "classified_at"),
+    Table("predictions", PredictionRow, ("model_id", "path"), "classified_at", ("id",)),
     Table("errors", ErrorRow, ("model_id", "path"), "failed_at"),
-    Table("landmark_images", LandmarkImageRow, ("model_id", "sha256"), "classified_at"),
+    Table("landmark_images", LandmarkImageRow, ("model_id", "sha256"), "classified_at", ("id",)),
     Table("landmarks", LandmarkRow, ("model_id", "sha256", "landmark_id"), "classified_at"),
     Table("landmark_counts", LandmarkCountRow, ("model_id", "sha256", "count_confidence", "class")),
 )}
+# Tables computed from the ones above by triggers (search text and facet counts): a merge or any
+# other write keeps them right by writing the tables they derive from.
+DERIVED_TABLES = {"prediction_text": "predictions", "scene_text": "landmark_images",
+                  "prediction_facets": "predictions", "prediction_sol_facets": "predictions"}
 TIME_COLUMNS = {t.name: t.time_column for t in TABLES.values() if t.time_column and t.name != "runs"}
