@@ -1,0 +1,184 @@
+"""Whole-image predictions: result pages, totals and facet counts.
+
+Result pages are best first (confidence, then row id, both descending) and continue from a keyset
+cursor, one query per (model, class) on the index that serves it (``predictions_by_class`` or
+``predictions_by_confidence``), merged in Python: page 10,000 costs what page 1 does.
+
+Counts come from the facet tables the catalog keeps (``prediction_facets``, and
+``prediction_sol_facets`` per SOL_BIN sols), a few thousand rows whatever the catalog's size. A sol
+range reads whole bins there and the sols at its ends from ``predictions_by_sol``; free text or a
+source image count the matching rows themselves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+
+from deepmars.catalog.schema import CONFIDENCE_STEPS, SOL_BIN
+from deepmars.web.atlas.filters import Cursor, Filters, Page
+from deepmars.web.atlas.vocabulary import ParsedText
+
+RESULT_COLUMNS = "id, model_id, path, predicted_class, confidence, sol, instrument, source_image, abstained"
+# Facet -> the column it groups by, in the rows table and in the facet tables (fixed allow-list).
+ROW_GROUPS = {"model": "model_id", "class": "predicted_class", "instrument": "IFNULL(instrument, '')",
+              "sol": f"sol / {SOL_BIN}", "source_image": "source_image", None: "NULL"}
+FACET_GROUPS = {"model": "model_id", "class": "predicted_class", "instrument": "instrument", "sol": "sol_bin",
+                None: "NULL"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters with the free text resolved: the classes to keep and the FTS5 expression."""
+
+    filters: Filters
+    classes: tuple[str, ...]
+    fts: str | None
+
+    @classmethod
+    def of(cls, filters: Filters, text: ParsedText) -> "Query":
+        chosen, named = filters.classes, text.classes
+        classes = tuple(c for c in chosen if c in named) or ("\x00",) if chosen and named else chosen or named
+        return cls(filters, classes, text.fts_query)
+
+    def without(self, facet: str) -> "Query":
+        if facet == "class":
+            return Query(self.filters.without(facet), (), self.fts)
+        return Query(self.filters.without(facet), self.classes, self.fts)
+
+
+def _in(column: str, values: tuple, conds: list[str], params: list) -> None:
+    if values:
+        conds.append(f"{column} IN ({', '.join('?' * len(values))})")
+        params.extend(values)
+
+
+def _row_conditions(q: Query, with_model_class: bool = True) -> tuple[list[str], list]:
+    f = q.filters
+    conds, params = [], []
+    if with_model_class:
+        _in("model_id", f.models, conds, params)
+        _in("predicted_class", q.classes, conds, params)
+    _in("instrument", f.instruments, conds, params)
+    if f.sol_min is not None:
+        conds.append("sol >= ?")
+        params.append(f.sol_min)
+    if f.sol_max is not None:
+        conds.append("sol <= ?")
+        params.append(f.sol_max)
+    if f.source_image:
+        conds.append("source_image = ?")
+        params.append(f.source_image)
+    if f.confidence_step:
+        conds.append(f"confidence >= ? / {CONFIDENCE_STEPS}.0")
+        params.append(f.confidence_step)
+    if not f.abstained:
+        conds.append("abstained = 0")
+    if q.fts:
+        conds.append("id IN (SELECT rowid FROM prediction_text WHERE prediction_text MATCH ?)")
+        params.append(q.fts)
+    return conds, params
+
+
+def _where(conds: list[str]) -> str:
+    return " WHERE " + " AND ".join(conds) if conds else ""
+
+
+def models_with_rows(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT model_id FROM prediction_facets ORDER BY 1")]
+
+
+def page(conn: sqlite3.Connection, q: Query, after: Cursor | None, limit: int) -> Page:
+    """One result page, best first, after ``after``."""
+    models = q.filters.models or tuple(models_with_rows(conn))
+    conds, params = _row_conditions(q, with_model_class=False)
+    if after is not None:
+        conds.append("(confidence, id) < (?, ?)")
+        params.extend([after.key, after.id])
+    streams = []
+    for model in models:
+        for name in q.classes or (None,):
+            head = ["model_id = ?"] + (["predicted_class = ?"] if name is not None else [])
+            sql = (f"SELECT {RESULT_COLUMNS} FROM predictions{_where(head + conds)} "
+                   "ORDER BY confidence DESC, id DESC LIMIT ?")
+            streams.append(conn.execute(sql, [model] + ([name] if name is not None else []) + params + [limit + 1]))
+    rows = list(heapq.merge(*streams, key=lambda r: (-r[4], -r[0])))[:limit + 1]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, Cursor(rows[-1][4], rows[-1][0]).encode() if more else None)
+
+
+def counts(conn: sqlite3.Connection, q: Query, facet: str | None) -> Counter:
+    """Rows per value of ``facet`` (None: the total under key None) matching ``q``."""
+    f = q.filters
+    if q.fts or f.source_image or facet == "source_image":
+        return _row_counts(conn, q, facet, None)
+    if f.sol_min is None and f.sol_max is None:
+        return _facet_counts(conn, q, facet, None)
+    lo, hi = f.sol_min or 0, f.sol_max if f.sol_max is not None else 10**9
+    first_bin, last_bin = -(-lo // SOL_BIN), (hi + 1) // SOL_BIN - 1  # the bins wholly inside [lo, hi]
+    if first_bin > last_bin:
+        return _row_counts(conn, q, facet, (lo, hi))
+    total = _facet_counts(conn, q, facet, (first_bin, last_bin))
+    if lo < first_bin * SOL_BIN:
+        total.update(_row_counts(conn, q, facet, (lo, first_bin * SOL_BIN - 1)))
+    if hi > (last_bin + 1) * SOL_BIN - 1:
+        total.update(_row_counts(conn, q, facet, ((last_bin + 1) * SOL_BIN, hi)))
+    return total
+
+
+def _facet_counts(conn: sqlite3.Connection, q: Query, facet: str | None, bins: tuple[int, int] | None) -> Counter:
+    f = q.filters
+    table = "prediction_sol_facets" if bins is not None or facet == "sol" else "prediction_facets"
+    conds, params = [], []
+    _in("model_id", f.models, conds, params)
+    _in("predicted_class", q.classes, conds, params)
+    _in("instrument", f.instruments, conds, params)
+    if bins is not None:
+        conds.append("sol_bin BETWEEN ? AND ?")
+        params.extend(bins)
+    if f.confidence_step:
+        conds.append("confidence_step >= ?")
+        params.append(f.confidence_step)
+    if not f.abstained:
+        conds.append("abstained = 0")
+    group = FACET_GROUPS[facet]
+    sql = f"SELECT {group}, sum(n) FROM {table}{_where(conds)} GROUP BY 1"
+    return Counter(dict(conn.execute(sql, params).fetchall()))
+
+
+def _row_counts(conn: sqlite3.Connection, q: Query, facet: str | None, sols: tuple[int, int] | None) -> Counter:
+    conds, params = _row_conditions(q)
+    if sols is not None:  # the ends of a sol range, replacing the range itself
+        conds = [c for c in conds if not c.startswith("sol ")]
+        params = _without_sol_params(q, params)
+        conds.append("sol BETWEEN ? AND ?")
+        params.extend(sols)
+    group = ROW_GROUPS[facet]
+    extra = " AND source_image IS NOT NULL" if facet == "source_image" else ""
+    where = _where(conds) + (extra if conds else extra.replace(" AND", " WHERE", 1))
+    sql = f"SELECT {group}, count(*) FROM predictions{where} GROUP BY 1"
+    return Counter(dict(conn.execute(sql, params).fetchall()))
+
+
+def _without_sol_params(q: Query, params: list) -> list:
+    """The parameters of _row_conditions without the sol bounds (they follow model, class, instrument)."""
+    f = q.filters
+    start = len(f.models) + len(q.classes) + len(f.instruments)
+    n_sol = (f.sol_min is not None) + (f.sol_max is not None)
+    return params[:start] + params[start + n_sol:]
+
+
+def detail(conn: sqlite3.Connection, image_id: int) -> dict | None:
+    cur = conn.execute("SELECT * FROM predictions WHERE id = ?", (image_id,))
+    row = cur.fetchone()
+    return None if row is None else dict(zip([c[0] for c in cur.description], row))
+
+
+def export_rows(conn: sqlite3.Connection, q: Query) -> sqlite3.Cursor:
+    """Every matching row, best first, streamed by the caller (no LIMIT, no list in memory)."""
+    conds, params = _row_conditions(q)
+    return conn.execute(f"SELECT {RESULT_COLUMNS}, sha256, width, height, metadata FROM predictions"
+                        f"{_where(conds)} ORDER BY confidence DESC, id DESC", params)

@@ -1,0 +1,1 @@
+"""One APIRouter per concept: catalog, search, images, scenes, export, pages."""
