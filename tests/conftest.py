@@ -119,3 +119,70 @@ def real_data() -> Path:
         pytest.skip("DEEPMARS_DATA is not set: the real MSL/HiRISE data sets are needed "
                     "(CI sets it when the data sets lie beside the clone)")
     return Path(value)
+
+
+# ------------------------------------------------------------------------------------------- web apps
+# Headless Chromium from Debian's packages (.ci/run installs it), driven by Playwright; the
+# machine's network is closed, so everything that would phone home is off.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def live_server():
+    """``start(app) -> base URL``: any ASGI app served by uvicorn in a background thread on a free
+    127.0.0.1 port, stopped after the test."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from deepmars.web.server import free_port
+
+    running = []
+
+    def start(app) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory):
+    """A headless Chromium (fresh profile) for page tests; skipped, with the reason, without chromium."""
+    if not CHROMIUM.is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    """A fresh browser tab; fails the test on any JavaScript error the page raises."""
+    tab = browser_context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    tab.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

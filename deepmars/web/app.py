@@ -49,9 +49,9 @@ def create_app(settings: WebSettings, title: str, routers: Sequence[APIRouter], 
     app.state.templates = templates_for(templates)
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
-    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-    for prefix, folder in (static or {}).items():
+    for prefix, folder in (static or {}).items():  # before /static, which would claim /static/<app>/...
         app.mount(prefix, StaticFiles(directory=folder), name=prefix.strip("/").replace("/", "-"))
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     for router in routers:
         app.include_router(router)
     _add_error_handlers(app)

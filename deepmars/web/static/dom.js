@@ -1,5 +1,5 @@
 // Shared helpers for the deepmars web pages. Data from the catalog (class names, file names,
-// metadata) only ever reaches the page through textContent and setAttribute, never innerHTML.
+// metadata) only ever reaches the page through textContent and setAttribute, never as markup.
 "use strict";
 
 function el(tag, attrs, ...children) {
