@@ -219,6 +219,7 @@ QUERIES = st.fixed_dictionaries({}, optional={
 })
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=QUERIES, route=st.sampled_from(["/api/search", "/api/facets", "/api/export.csv"]))
 def test_no_filter_combination_is_a_server_error(client, query, route):

@@ -77,6 +77,7 @@ def _v2_catalog(path, rows) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_a_schema_2_catalog_migrates_to_what_a_new_catalog_holds(tmp_path, scenes):
     rows = _rows(30)
     old, new = tmp_path / "old.sqlite", tmp_path / "new.sqlite"
@@ -105,6 +106,7 @@ def scenes(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_search_tables_are_right_after_a_merge_with_overlapping_rows(tmp_path, scenes):
     first, second, merged = (tmp_path / f"{n}.sqlite" for n in ("first", "second", "merged"))
     with Catalog.open(first) as cat:
