@@ -126,3 +126,37 @@ def test_atlas_py_serves_on_127_0_0_1_and_prints_the_address(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_demo_builds_a_catalog_of_the_sample_once_and_serves_it(tmp_path, capsys, monkeypatch):
+    from test_landmarks_classify import tiny_hirise_bundle
+
+    import shutil
+
+    from deepmars.config import sample_root
+    from deepmars.web.atlas import demo
+    from deepmars.web.atlas.demo import build_demo
+    from deepmars.web.atlas.options import atlas_options
+
+    monkeypatch.delenv("DEEPMARS_DATA", raising=False)
+    sample = tmp_path / "sample"  # six of the sample's crops: the same code path, a fraction of the time
+    (sample / "map-proj").mkdir(parents=True)
+    for crop in sorted((Path(sample_root("hirise")) / "map-proj").glob("*.jpg"))[:6]:
+        shutil.copy(crop, sample / "map-proj")
+    monkeypatch.setattr(demo, "sample_root", lambda name: str(sample))
+    model = tiny_hirise_bundle(tmp_path / "demo.pt")
+    catalog = tmp_path / "demo" / "catalog.sqlite"
+    opts = atlas_options(atlas_config(demo=True, demo_catalog=str(catalog), demo_model=str(model)))
+    assert build_demo(opts) == catalog
+    with sqlite3.connect(catalog) as conn:
+        assert conn.execute("SELECT count(*) FROM predictions").fetchone()[0] == 6
+        assert conn.execute("SELECT count(*) FROM landmark_images").fetchone()[0] == 6
+        assert conn.execute("SELECT count(*) FROM landmarks").fetchone()[0] >= 6
+    conn.close()
+    before = catalog.stat().st_mtime_ns
+    build_demo(opts)  # built once
+    assert catalog.stat().st_mtime_ns == before
+    code, out = run(capsys, demo=True, demo_catalog=str(tmp_path / "other.sqlite"), tracking_uri="sqlite:///"
+                    + str(tmp_path / "no-store.db"))
+    assert code == 4 and "python train.py" in out
