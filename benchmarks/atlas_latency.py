@@ -17,7 +17,6 @@ import argparse
 import concurrent.futures
 import http.client
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -171,7 +170,7 @@ def main() -> None:
         urls = {name: "/api/search?" + urlencode(p) for name, p in queries.items()}
         urls.update({name: "/api/facets?" + urlencode(p) for name, p in facet_queries.items()})
         print(f"\n{args.clients} concurrent clients, {args.requests} requests per query, 2-core machine\n")
-        print(f"| query | p50 ms | p95 ms | result |\n|---|---|---|---|")
+        print("| query | p50 ms | p95 ms | result |\n|---|---|---|---|")
         for name, url in urls.items():
             get(port, url)  # warm
             with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:

@@ -29,6 +29,9 @@ FACET_GROUPS = {"model": "model_id", "class": "predicted_class", "instrument": "
                 None: "NULL"}
 
 
+NO_CLASS = "\x00"  # a class no row has: ticked classes and the text's classes that exclude each other
+
+
 @dataclass(frozen=True)
 class Query:
     """Filters with the free text resolved: the classes to keep and the FTS5 expression."""
@@ -40,7 +43,10 @@ class Query:
     @classmethod
     def of(cls, filters: Filters, text: ParsedText) -> "Query":
         chosen, named = filters.classes, text.classes
-        classes = tuple(c for c in chosen if c in named) or ("\x00",) if chosen and named else chosen or named
+        if chosen and named:  # the text narrows the ticked classes
+            classes = tuple(c for c in chosen if c in named) or (NO_CLASS,)
+        else:
+            classes = chosen or named
         return cls(filters, classes, text.fts_query)
 
     def without(self, facet: str) -> "Query":

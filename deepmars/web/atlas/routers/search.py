@@ -102,7 +102,7 @@ def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection 
     top_sources = Counter(dict(sources.most_common(SOURCE_IMAGE_FACET_SIZE)))
     return Facets(kind="images", total=sum(count(None).values()),
                   model=_values(count("model"), filters.models, labels),
-                  class_=_values(count("class"), q.classes if q.classes != ("\x00",) else ()),
+                  class_=_values(count("class"), tuple(c for c in q.classes if c != images.NO_CLASS)),
                   instrument=[v for v in _values(count("instrument"), filters.instruments) if v.value],
                   sol=[SolBin(start=b * SOL_BIN, end=b * SOL_BIN + SOL_BIN - 1, count=n)
                        for b, n in sorted(bins.items()) if b is not None and n],
