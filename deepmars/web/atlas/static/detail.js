@@ -34,7 +34,7 @@ async function showScene() {
   const tooltip = document.getElementById("tooltip");
   const shown = new Set(d.landmarks.map(m => m.predicted_class));
   const rects = d.landmarks.map(m => {
-    const r = svgEl("rect", {x: m.x, y: m.y, width: m.w, height: m.h, stroke: m.counted ? classColour(m.predicted_class) : "#fff",
+    const r = svgEl("rect", {x: m.x, y: m.y, width: m.w, height: m.h, stroke: classColour(m.predicted_class),
                              class: m.counted ? "counted" : "below", "data-class": m.predicted_class, "data-id": m.landmark_id});
     const label = `${m.predicted_class} ${percent(m.confidence)} (landmark ${m.landmark_id})`;
     r.append(svgEl("title", {}));
@@ -61,7 +61,7 @@ async function showScene() {
             ["source size", `${d.source_width} x ${d.source_height}`], ["shown at", `${d.working_width} x ${d.working_height}`],
             ["landmarks", d.landmarks.length], ["notes", d.notes], ["classified", d.classified_at]]);
   document.getElementById("crops").replaceChildren(...d.landmarks.map(m => el("figure", {
-    style: `border-color:${m.counted ? classColour(m.predicted_class) : "#ccc"}`, "data-class": m.predicted_class},
+    style: `border-color:${classColour(m.predicted_class)}`, "data-class": m.predicted_class},
     el("img", {src: m.crop, loading: "lazy", alt: `landmark ${m.landmark_id}`}),
     el("figcaption", {text: `${m.landmark_id}: ${m.predicted_class} ${percent(m.confidence)}`}))));
 }

@@ -115,6 +115,8 @@ function checkboxFacet(id, key, values) {
               el("span", {class: "count", text: v.count.toLocaleString()}));
   }));
   if (!values.length) box.replaceChildren(el("span", {class: "muted", text: "none"}));
+  // a facet the catalog has no values for (no instrument in HiRISE rows) is left out
+  box.closest("section").hidden = !values.length && !state[key].length;
 }
 
 function renderFacets(f) {
@@ -126,7 +128,9 @@ function renderFacets(f) {
     type: "button", class: "value" + (state.source_image === v.value ? " active" : ""), "data-value": v.value,
     onclick: () => { state.source_image = state.source_image === v.value ? "" : v.value; update(); }},
     el("span", {class: "name", text: v.label}), el("span", {class: "count", text: v.count}))));
-  if (!f.source_image.length) sources.replaceChildren(el("span", {class: "muted", text: "none"}));
+  sources.closest("section").hidden = !f.source_image.length && !state.source_image;
+  document.getElementById("facet-sol").closest("section").hidden =
+    !f.sol.length && state.sol_min === "" && state.sol_max === "";
   const top = Math.max(1, ...f.sol.map(b => b.count));
   document.getElementById("facet-sol").replaceChildren(...f.sol.map(b => el("div", {
     class: "bar" + (String(b.start) === state.sol_min && String(b.end) === state.sol_max ? " active" : ""),
