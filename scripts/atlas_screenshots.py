@@ -3,7 +3,7 @@
     python scripts/atlas_screenshots.py [catalog=atlas_demo/catalog.sqlite] [out=docs]
 
 Serves the catalog in-process on a free 127.0.0.1 port and photographs it with Debian's headless
-chromium (/usr/bin/chromium) through Playwright; PNGs are reduced to a 256-colour palette.
+chromium (/usr/bin/chromium) through Playwright; PNGs are scaled to 960 px wide with a 128-colour palette.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def main() -> None:
                 page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(500)
                 page.screenshot(path=str(out / name))
-                image = Image.open(out / name).convert("RGB").quantize(256)
+                image = Image.open(out / name).convert("RGB")
+                image = image.resize((960, round(image.height * 960 / image.width)), Image.LANCZOS).quantize(128)
                 image.save(out / name, optimize=True)
                 print(f"{out / name}: {(out / name).stat().st_size / 1024:.0f} KB")
             context.close()
