@@ -45,9 +45,13 @@ def _case(values: list[str], expr: str) -> str:
 
 
 def generate(path: Path, n_images: int, n_scenes: int) -> None:
+    """Into ``path``; an interrupted generation keeps its committed image blocks and goes on from there."""
     with Catalog.open(path) as cat:  # schema, facet tables, FTS and triggers as any catalog has them
         cat.register_model(ModelInfo(MSL_MODEL, MSL, "msl", 1.0, {}, {}))
         cat.register_model(ModelInfo(HIRISE_MODEL, HIRISE, "hirise", 1.0, {}, {}))
+        done = cat.conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
+        for table in ("landmark_counts", "landmarks", "landmark_images"):
+            cat.conn.execute(f"DELETE FROM {table}")
     conn = __import__("sqlite3").connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
@@ -56,7 +60,7 @@ def generate(path: Path, n_images: int, n_scenes: int) -> None:
     cls = _case(MSL, "(((i * 7919) % 1009) * ((i * 7919) % 1009) * 25) / 1018081")
     inst = "CASE i % 3 WHEN 0 THEN 'ML' WHEN 1 THEN 'MR' ELSE 'MH' END"
     step = 500_000
-    for start in range(0, n_images, step):
+    for start in range(done, n_images, step):
         t = time.perf_counter()
         conn.execute("BEGIN")
         conn.execute(f"""
@@ -86,11 +90,12 @@ def generate(path: Path, n_images: int, n_scenes: int) -> None:
                NULL, (k * 97) % 1900, (k * 53) % 2800, 60, 60, 0, 0, 700, 700, 3600, 1.0, {lm_cls},
                0.6 + 0.4 * ((n * 7919) % 101) / 101.0, '[]', 0, '2024-01-01T00:00:00Z'
         FROM (SELECT n, n / {per_scene} AS s, n % {per_scene} AS k FROM seq)""")
+    # one GROUP BY pass (a correlated count per row would walk the class index: hours)
     conn.execute(f"""
-        INSERT INTO landmark_counts SELECT i.model_id, i.sha256, 0.9, c.value, i.source_image,
-               (SELECT count(*) FROM landmarks l WHERE l.model_id = i.model_id AND l.sha256 = i.sha256
-                AND l.predicted_class = c.value AND l.confidence >= 0.9)
-        FROM landmark_images i, json_each('{json.dumps(HIRISE)}') c""")
+        INSERT INTO landmark_counts SELECT i.model_id, i.sha256, 0.9, c.value, i.source_image, IFNULL(g.n, 0)
+        FROM landmark_images i CROSS JOIN json_each('{json.dumps(HIRISE)}') c
+        LEFT JOIN (SELECT sha256, predicted_class, count(*) AS n FROM landmarks WHERE confidence >= 0.9
+                   GROUP BY 1, 2) g ON g.sha256 = i.sha256 AND g.predicted_class = c.value""")
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("ANALYZE")
