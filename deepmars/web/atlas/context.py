@@ -34,9 +34,12 @@ class AtlasContext:
 
     def count_confidence(self, conn: sqlite3.Connection) -> float:
         """The configured count threshold, or the one the catalog counted at when it has no other."""
-        have = [r[0] for r in conn.execute("SELECT DISTINCT count_confidence FROM landmark_counts ORDER BY 1")]
         wanted = self.options.count_confidence
-        return wanted if wanted in have or not have else have[-1]
+        # stops at the first row counted at ``wanted`` (nearly always the first row): no scan of the table
+        if conn.execute("SELECT 1 FROM landmark_counts WHERE count_confidence = ? LIMIT 1", (wanted,)).fetchone():
+            return wanted
+        other = conn.execute("SELECT max(count_confidence) FROM landmark_counts").fetchone()[0]
+        return wanted if other is None else other
 
 
 def atlas(request: Request) -> AtlasContext:
