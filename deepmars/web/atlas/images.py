@@ -116,8 +116,12 @@ def page(conn: sqlite3.Connection, q: Query, after: Cursor | None, limit: int) -
     return Page(rows, Cursor(rows[-1][4], rows[-1][0]).encode() if more else None)
 
 
-def counts(conn: sqlite3.Connection, q: Query, facet: str | None) -> Counter:
-    """Rows per value of ``facet`` (None: the total under key None) matching ``q``."""
+def counts(conn: sqlite3.Connection, q: Query, facet: str | None, edges: dict | None = None) -> Counter:
+    """Rows per value of ``facet`` (None: the total under key None) matching ``q``.
+
+    ``edges``: a dict kept across the facets of one request, so the rows at the ends of a sol range
+    are read once (grouped by model, class and instrument) and filtered per facet in Python.
+    """
     f = q.filters
     if q.fts or f.source_image or facet == "source_image":
         return _row_counts(conn, q, facet, None)
@@ -128,11 +132,42 @@ def counts(conn: sqlite3.Connection, q: Query, facet: str | None) -> Counter:
     if first_bin > last_bin:
         return _row_counts(conn, q, facet, (lo, hi))
     total = _facet_counts(conn, q, facet, (first_bin, last_bin))
-    if lo < first_bin * SOL_BIN:
-        total.update(_row_counts(conn, q, facet, (lo, first_bin * SOL_BIN - 1)))
-    if hi > (last_bin + 1) * SOL_BIN - 1:
-        total.update(_row_counts(conn, q, facet, ((last_bin + 1) * SOL_BIN, hi)))
+    ends = [(lo, first_bin * SOL_BIN - 1), ((last_bin + 1) * SOL_BIN, hi)]
+    for sols in [(a, b) for a, b in ends if a <= b]:
+        key = (sols, f.confidence_step, f.abstained)
+        rows = None if edges is None else edges.get(key)
+        if rows is None:
+            rows = _edge_rows(conn, q, sols)
+            if edges is not None:
+                edges[key] = rows
+        total.update(_filtered(rows, q, facet))
     return total
+
+
+def _edge_rows(conn: sqlite3.Connection, q: Query, sols: tuple[int, int]) -> list[tuple]:
+    """(model, class, instrument, rows) with sol in ``sols``, one index range per model."""
+    f = q.filters
+    extra = (f" AND confidence >= {f.confidence_step} / {CONFIDENCE_STEPS}.0" if f.confidence_step else "") + \
+        ("" if f.abstained else " AND abstained = 0")
+    out = []
+    for model in models_with_rows(conn):
+        out += [(model, *r) for r in conn.execute(
+            "SELECT predicted_class, IFNULL(instrument, ''), count(*) FROM predictions WHERE model_id = ? "
+            f"AND sol BETWEEN ? AND ?{extra} GROUP BY 1, 2", (model, *sols))]
+    return out
+
+
+def _filtered(rows: list[tuple], q: Query, facet: str | None) -> Counter:
+    """Edge rows under q's model, class and instrument filters, per value of ``facet``."""
+    f = q.filters
+    out: Counter = Counter()
+    at = {"model": 0, "class": 1, "instrument": 2}
+    for row in rows:
+        if (f.models and row[0] not in f.models) or (q.classes and row[1] not in q.classes) or \
+                (f.instruments and row[2] not in f.instruments):
+            continue
+        out[row[at[facet]] if facet in at else None] += row[3]
+    return out
 
 
 def _facet_counts(conn: sqlite3.Connection, q: Query, facet: str | None, bins: tuple[int, int] | None) -> Counter:

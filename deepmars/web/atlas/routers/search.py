@@ -95,7 +95,8 @@ def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection 
     if filters.kind == "scenes":
         return _fts_guard(_scene_facets, conn, filters, parsed, ctx, labels)
     q = images.Query.of(filters, parsed)
-    count = lambda facet: _fts_guard(images.counts, conn, q.without(facet) if facet else q, facet)  # noqa: E731
+    edges: dict = {}  # the ends of a sol range, read once for all facets
+    count = lambda facet: _fts_guard(images.counts, conn, q.without(facet) if facet else q, facet, edges)  # noqa: E731
     bins = count("sol")
     has_sources = conn.execute("SELECT 1 FROM predictions WHERE source_image IS NOT NULL LIMIT 1").fetchone()
     sources = count("source_image") if has_sources else Counter()
