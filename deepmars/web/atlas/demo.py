@@ -51,6 +51,15 @@ def demo_model(opts: AtlasOptions) -> str:
     return f"runs:/{runs[0].info.run_id}"
 
 
+def _command_config(tool: str, **values) -> dict:
+    """conf/<tool>/<tool>.yaml as predict.py or landmarks.py would read it (without Hydra's own keys)."""
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / tool / f"{tool}.yaml"), resolve=False)
+    for hydra_key in ("defaults", "hydra"):
+        cfg.pop(hydra_key, None)
+    cfg.update(values)
+    return cfg
+
+
 def scene_inputs() -> list[str]:
     """The sample crops, and the real browse images when $DEEPMARS_DATA has them."""
     inputs = [str(Path(sample_root("hirise")) / "map-proj")]
@@ -77,12 +86,12 @@ def build_demo(opts: AtlasOptions) -> Path:
     print(f"building the demo catalog {catalog} with model {model} (once; about a minute)", flush=True)
     bundle = load_bundle(model, opts.tracking_uri)
     crops = str(Path(sample_root("hirise")) / "map-proj")
-    predict = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "predict" / "predict.yaml"))
-    predict.update(input=crops, model=model, catalog=str(catalog), tracking_uri=opts.tracking_uri, num_workers=0)
+    predict = _command_config("predict", input=crops, model=model, catalog=str(catalog),
+                              tracking_uri=opts.tracking_uri, num_workers=0)
     run_predict(predict_options(predict), bundle)
-    landmarks = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "landmarks" / "landmarks.yaml"), resolve=False)
-    landmarks.update(command="classify", input=scene_inputs(), model=model, catalog=str(catalog),
-                     tracking_uri=opts.tracking_uri)
+    landmarks = _command_config("landmarks", command="classify", input=scene_inputs(), model=model,
+                                catalog=str(catalog), tracking_uri=opts.tracking_uri,
+                                output_dir=str(catalog.parent / "landmarks"))  # detect's only: unused here
     run_classify(find_images(classify_options(landmarks).input), settings_from_config(landmarks),
                  classify_options(landmarks), bundle)
     return catalog
