@@ -16,7 +16,8 @@ def atlas_config(**overrides) -> dict:
     """conf/atlas/atlas.yaml with its synonyms, as a plain dict, with overrides."""
     cfg = OmegaConf.merge(OmegaConf.load(CONF / "atlas.yaml"), OmegaConf.load(CONF / "synonyms.yaml"))
     cfg = OmegaConf.to_container(cfg)
-    cfg.pop("defaults", None)
+    for hydra_key in ("defaults", "hydra"):  # Hydra's own keys: not part of the composed config
+        cfg.pop(hydra_key, None)
     cfg.update(overrides)
     return cfg
 

@@ -89,7 +89,8 @@ def test_a_locked_catalog_exits_4(tmp_path, capsys):
 def test_bad_keys_exit_2_naming_the_key(tmp_path, capsys):
     catalog = make_atlas_catalog(tmp_path)
     for key, value, said in [("port", 0, "port"), ("page_size", "many", "page_size"), ("command", "drop", "command"),
-                             ("image_roots", [str(tmp_path / "nope")], "image_roots"), ("demo", "yes", "demo")]:
+                             ("image_roots", [str(tmp_path / "nope")], "image_roots"), ("demo", "maybe", "demo"),
+                             ("prot", 8001, "prot: unknown key")]:
         code, out = run(capsys, catalog=str(catalog), **{key: value})
         assert code == 2 and said in out, (key, out)
 
