@@ -225,3 +225,14 @@ QUERIES = st.fixed_dictionaries({}, optional={
 def test_no_filter_combination_is_a_server_error(client, query, route):
     response = client.get(route, params=query)
     assert response.status_code in (200, 422), (route, query, response.text[:500])
+
+
+def test_a_file_whose_name_is_not_utf8_is_served_by_its_stored_name(tmp_path):
+    catalog = make_atlas_catalog(tmp_path)
+    good = next((tmp_path / "images" / "msl").glob("*.JPG"))
+    odd = os.fsencode(good.parent) + b"/caf\xff.JPG"
+    with open(odd, "wb") as f:
+        f.write(good.read_bytes())
+    _point_row_at(catalog, 1, str(good.parent / "caf\\xff.JPG"))  # as the catalog stores such a name
+    with TestClient(atlas_app(catalog, tmp_path / "cache")) as client:
+        assert client.get("/files/images/1/thumbnail").status_code == 200

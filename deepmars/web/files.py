@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from deepmars.catalog.paths import existing_fs_path
 from deepmars.errors import DataError
 
 class FileRefused(DataError):
@@ -32,7 +33,7 @@ def catalog_file(stored: str, catalog: Path) -> Path:
     Every web route goes through this one function, so a change in how catalogs store paths is
     made here only.
     """
-    path = Path(stored)
+    path = Path(existing_fs_path(stored))  # undecodable bytes are stored as \xNN escapes
     return path if path.is_absolute() else catalog.resolve().parent / path
 
 
