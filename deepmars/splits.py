@@ -3,6 +3,8 @@
 - ``sol``: by the sol (Martian day) in MSL file names, so test lies in the future of training;
 - ``files``: the data set's own split files;
 - ``source_image``: grouped by HiRISE source image, so no image contributes to two splits;
+- ``source_image_cv``: grouped k-fold cross-validation: fold ``split.fold`` of ``split.folds`` is
+  test, val is grouped out of the other folds; every source image is in exactly one test fold;
 - ``random``: stratified by class, augmented copies of one image kept together (``group_pattern``).
 Every split is a pure function of the data set and the config (seed included), and is saved
 with each run as file lists, so any result can be audited and reproduced.
@@ -22,7 +24,7 @@ from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
-METHODS = ("sol", "files", "source_image", "random", "all")
+METHODS = ("sol", "files", "source_image", "source_image_cv", "random", "all")
 
 
 def _fractions(cfg: Mapping) -> dict[str, float]:
@@ -137,6 +139,84 @@ def split_by_group(ds: LabeledDataset, field: str, fractions: Mapping[str, float
     return out
 
 
+def _fold_imbalance(groups: dict[str, list[Sample]], fold_of: dict[str, int], folds: int, num_classes: int) -> float:
+    """How far each fold's size and class mix are from an equal share of the whole set (0 = identical)."""
+    counts = np.zeros((folds, num_classes))
+    for key, members in groups.items():
+        np.add.at(counts[fold_of[key]], [s.target for s in members], 1)
+    total = counts.sum()
+    overall = counts.sum(0) / total
+    sizes = counts.sum(1)
+    score = float(np.abs(sizes / total - 1 / folds).sum() * folds)
+    for f in range(folds):
+        if sizes[f]:
+            score += 0.5 * float(np.abs(counts[f] / sizes[f] - overall).sum())
+    return score
+
+
+def assign_folds(groups: dict[str, list[Sample]], folds: int, seed: int, num_classes: int,
+                 candidates: int = 200) -> dict[str, int]:
+    """Every group in exactly one of ``folds`` folds, folds of about equal size and class mix.
+
+    Each candidate visits the groups in a random order and puts each into the fold with the fewest
+    images so far; of ``candidates`` such assignments (drawn from ``seed``) the one whose folds'
+    sizes and class proportions are closest to equal wins.
+    """
+    rng = random.Random(seed)
+    best: tuple[float, dict[str, int]] | None = None
+    for _ in range(max(1, candidates)):
+        order = sorted(groups)
+        rng.shuffle(order)
+        sizes = [0] * folds
+        fold_of: dict[str, int] = {}
+        for key in order:
+            f = min(range(folds), key=lambda i: (sizes[i], i))
+            fold_of[key] = f
+            sizes[f] += len(groups[key])
+        score = _fold_imbalance(groups, fold_of, folds, num_classes)
+        if best is None or score < best[0]:
+            best = (score, fold_of)
+    return best[1]
+
+
+def split_grouped_cv(ds: LabeledDataset, field: str, folds: int, fold: int, val_fraction: float, seed: int,
+                     tolerance: float = 0.02, candidates: int = 200) -> dict[str, list[Sample]]:
+    """Grouped k-fold: test is fold ``fold``; val, grouped too, is ``val_fraction`` of the other folds.
+
+    The folds depend only on the data set, ``folds`` and ``seed``, so the ``folds`` runs of one
+    cross-validation (``fold`` = 0..folds-1) test every group exactly once. Val is chosen among the
+    training folds' groups as ``split=source_image`` chooses val (sized, class mix matched),
+    seeded by (seed, fold).
+    """
+    if folds < 2:
+        raise ConfigError(f"split.folds: must be >= 2, got {folds}")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"split.fold: must be in 0..{folds - 1} (split.folds={folds}), got {fold}")
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"split.val_fraction: must be in (0, 1), got {val_fraction}")
+    groups = _group_samples(ds, field)
+    if len(groups) < folds:
+        raise ConfigError(f"split.folds: {folds} folds need at least {folds} groups ({field}); "
+                          f"the data set has {len(groups)}")
+    fold_of = assign_folds(groups, folds, seed, len(ds.class_names), candidates)
+    rest = {k: g for k, g in groups.items() if fold_of[k] != fold}
+    fractions = {"train": 1 - val_fraction, "val": val_fraction, "test": 0.0}
+    rng = random.Random(seed * 1_000_003 + fold)
+    best: tuple[float, dict[str, str]] | None = None
+    for _ in range(max(1, candidates)):
+        order = sorted(rest)
+        rng.shuffle(order)
+        assigned = _fill(rest, order, fractions, tolerance)
+        score = _imbalance(rest, assigned, fractions, len(ds.class_names))
+        if best is None or score < best[0]:
+            best = (score, assigned)
+    out: dict[str, list[Sample]] = {n: [] for n in SPLITS}
+    for key in sorted(groups):
+        name = "test" if fold_of[key] == fold else best[1].get(key, "train")
+        out[name].extend(groups[key])
+    return out
+
+
 def _compile_group_pattern(pattern: str | None) -> re.Pattern | None:
     if not pattern:
         return None
@@ -198,6 +278,11 @@ def make_splits(ds: LabeledDataset, cfg: Mapping) -> dict[str, list[Sample]]:
     elif method == "source_image":
         out = split_by_group(ds, cfg.get("field", "source_image"), _fractions(cfg), int(cfg.get("seed", 0)),
                              float(cfg.get("tolerance", 0.02)), int(cfg.get("candidates", 200)))
+    elif method == "source_image_cv":
+        out = split_grouped_cv(ds, cfg.get("field", "source_image"), int(cfg.get("folds", 5)),
+                               int(cfg.get("fold", 0)), float(cfg.get("val_fraction", 0.15)),
+                               int(cfg.get("seed", 0)), float(cfg.get("tolerance", 0.02)),
+                               int(cfg.get("candidates", 200)))
     elif method == "random":
         out = split_random(ds, _fractions(cfg), int(cfg.get("seed", 0)), cfg.get("group_pattern"))
     elif method == "all":  # a new labeled batch, evaluated whole

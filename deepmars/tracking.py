@@ -7,7 +7,12 @@ config are made absolute, so the printed ``mlflow ui`` command works from anywhe
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import math
+import re
+import statistics
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -109,3 +114,79 @@ def record_in_parent(parent_id: str, child_id: str, metric: str, value: float | 
         client.log_metric(parent_id, f"best_{metric}", value)
         client.set_tag(parent_id, "deepmars.best_child", child_id)
     client.set_terminated(parent_id, "FINISHED")
+
+
+# What a sweep's parent run summarises over its finished children (cross-validation folds, seeds).
+SWEEP_METRICS = ("test_acc", "test_acc_at_0.9_calibrated", "test_abstain_at_0.9_calibrated", "test_ece",
+                 "test_ece_calibrated", "val_acc", "best_val_acc", "temperature")
+TAG_SWEEP_LABEL = "deepmars.sweep_label"
+
+
+def summarize_children(parent_id: str, metrics: tuple[str, ...] = SWEEP_METRICS) -> dict[str, float]:
+    """Per-child and mean +- sd (sample sd, n - 1) of ``metrics`` over the parent's FINISHED children.
+
+    Logged to the parent as ``<label>.<metric>`` for each child (label: ``fold<i>`` for a
+    cross-validation fold, else the child's ``deepmars.sweep_label`` tag or its run name) and
+    ``<metric>_mean``, ``<metric>_sd``, ``<metric>_n``; the same figures go to the artifacts
+    ``sweep_summary.csv`` and ``sweep_summary.md``. Failed or unfinished children are counted in
+    ``children_failed`` / ``children_finished`` and left out of the means, so a mean always says
+    over how many runs it was taken.
+    """
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)
+    done = sorted((c for c in children if c.info.status == "FINISHED"), key=_child_label)
+    summary: dict[str, float] = {"children_finished": float(len(done)),
+                                 "children_failed": float(sum(c.info.status == "FAILED" for c in children))}
+    rows = []
+    for c in done:
+        label = _child_label(c)
+        row = {"label": label, "run_id": c.info.run_id}
+        for m in metrics:
+            if m in c.data.metrics:
+                row[m] = c.data.metrics[m]
+                summary[f"{label}.{m}"] = c.data.metrics[m]
+        rows.append(row)
+    for m in metrics:
+        values = [r[m] for r in rows if m in r and math.isfinite(r[m])]
+        if values:
+            summary[f"{m}_mean"] = statistics.fmean(values)
+            summary[f"{m}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[f"{m}_n"] = float(len(values))
+    client.log_batch(parent_id, metrics=[mlflow.entities.Metric(k, v, _now_ms(), 0) for k, v in summary.items()])
+    client.log_text(parent_id, _summary_csv(rows, metrics), "sweep_summary.csv")
+    client.log_text(parent_id, _summary_markdown(rows, metrics, summary), "sweep_summary.md")
+    return summary
+
+
+def _child_label(run) -> str:
+    params = run.data.params
+    if params.get("split.name") == "source_image_cv" and "split.fold" in params:
+        return f"fold{params['split.fold']}"
+    label = run.data.tags.get(TAG_SWEEP_LABEL) or run.data.tags.get("mlflow.runName") or run.info.run_id
+    return re.sub(r"[^A-Za-z0-9_.\- /:]", "_", label)  # MLflow metric names allow only these
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _summary_csv(rows: list[dict], metrics: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["label", "run_id", *metrics], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _summary_markdown(rows: list[dict], metrics: tuple[str, ...], summary: dict[str, float]) -> str:
+    shown = [m for m in metrics if f"{m}_n" in summary]
+    lines = ["| run | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    for r in rows:
+        lines.append(f"| {r['label']} | " + " | ".join(f"{r[m]:.4f}" if m in r else "" for m in shown) + " |")
+    lines.append("| mean +- sd (n) | " + " | ".join(
+        f"{summary[m + '_mean']:.4f} +- {summary[m + '_sd']:.4f} ({int(summary[m + '_n'])})" for m in shown) + " |")
+    return "\n".join(lines) + "\n"

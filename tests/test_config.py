@@ -257,7 +257,7 @@ def test_paper_presets_are_present_and_carry_the_paper_recipe(tmp_path):
 # --- mistakes name the key and what is allowed ---------------------------------------------------------
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["split.name=bogus"], "split.name: got 'bogus', allowed: one of sol, files, source_image, random, all"),
+    (["split.name=bogus"], "split.name: got 'bogus', allowed: one of sol, files, source_image, source_image_cv, random, all"),
     (["trainer.cache=disk"], "trainer.cache: got 'disk', allowed: one of memory, none"),
     (["trainer.batch_size=abc"], "trainer.batch_size: got 'abc', allowed: an integer"),
     (["trainer.batch_size=0"], "trainer.batch_size: got 0, allowed: an integer > 0"),
@@ -317,9 +317,9 @@ def train_py(*args: str) -> subprocess.CompletedProcess:
 def test_train_help_lists_the_config_groups():
     out = train_py("--help")
     assert out.returncode == 0, out.stderr
-    for line in ["dataset: hirise, msl, sample_hirise, sample_msl", "model: alexnet, efficientnet_lite0, timm, tiny",
+    for line in ["dataset: hirise, msl, sample_hirise, sample_msl", "model: alexnet, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, timm, tiny",
                  "optim: adamw, sgd", "schedule: constant, cosine, multistep, step",
-                 "split: all, files, random, sol, source_image", "tracking: mlflow, none", "trainer: default"]:
+                 "split: all, files, random, sol, source_image, source_image_cv", "tracking: mlflow, none", "trainer: default"]:
         assert f"\n{line}\n" in out.stdout, line
     assert "experiment: " + ", ".join(EXPERIMENTS) in out.stdout
 

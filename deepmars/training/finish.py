@@ -13,24 +13,28 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deepmars.data.cache import DecodedImages
 from deepmars.data.dataset import LabeledDataset, Sample
-from deepmars.evaluation import SplitPredictions, fit_temperature, write_report
+from deepmars.evaluation import SplitPredictions, write_report
 from deepmars.evaluation.apply import predictions_for
+from deepmars.evaluation.temperature_choice import choose_temperature
 from deepmars.models.bundle import ModelBundle
+from deepmars.models.tta import views_for
 from deepmars.schema import plain
 from deepmars.training.checkpoint import BEST, load_checkpoint
 from deepmars.training.loop import Loop, predict_logits
+from deepmars.training.wise_ft import choose_alpha, load_start
 
 log = logging.getLogger(__name__)
 
 BUNDLE_ARTIFACT = "bundle"
 
 
-def split_predictions(model, data: DecodedImages, pre, batch_size: int) -> SplitPredictions:
-    logits = predict_logits(model, data.images, pre, batch_size).numpy().reshape(len(data), -1)
+def split_predictions(model, data: DecodedImages, pre, batch_size: int,
+                      views: tuple[str, ...] = ("identity",)) -> SplitPredictions:
+    logits = predict_logits(model, data.images, pre, batch_size, views).numpy().reshape(len(data), -1)
     return predictions_for(data, logits=logits)
 
 
@@ -42,10 +46,11 @@ def load_best(loop: Loop) -> None:
         log.info("using the best model: iteration %d, val_acc %.4f", best["iteration"], best["val_acc"])
 
 
-def make_bundle(cfg: DictConfig, loop: Loop, ds: LabeledDataset, pre, temperature: float, run_id: str | None) -> ModelBundle:
+def make_bundle(cfg: DictConfig, model: torch.nn.Module, ds: LabeledDataset, pre, temperature: float,
+                run_id: str | None) -> ModelBundle:
     return ModelBundle(
-        model=loop.model, model_cfg=plain(cfg.model), class_names=list(ds.class_names), preprocess=pre,
-        temperature=temperature,
+        model=model, model_cfg=plain(cfg.model), class_names=list(ds.class_names), preprocess=pre,
+        temperature=temperature, tta=views_for(cfg.model.tta),
         dataset={"name": ds.name, "version": ds.version, "labels_sha256": ds.labels_sha256,
                  "class_ids": list(ds.class_ids), "metadata": ds.metadata_spec},
         model_id=f"runs:/{run_id}" if run_id else "")
@@ -54,6 +59,11 @@ def make_bundle(cfg: DictConfig, loop: Loop, ds: LabeledDataset, pre, temperatur
 def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits: dict[str, list[Sample]],
                train_data, val: DecodedImages, pre, decode_split) -> float:
     load_best(loop)
+    if cfg.trainer.wise_ft:
+        _, wise = choose_alpha(loop.model, load_start(loop.checkpoint_dir), val, pre,
+                               cfg.trainer.wise_ft_alphas, int(cfg.trainer.eval_batch_size))
+        session.log_metrics(wise, step=loop.state.iteration)
+    views = views_for(cfg.model.tta)
     preds: dict[str, SplitPredictions] = {}
     for name in map(str, cfg.trainer.eval_splits):
         if name == "val":
@@ -62,27 +72,43 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
             data = train_data
         else:
             data = decode_split(cfg, splits[name], pre, name)
-        preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size))
+        preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size), views)
+    extra = {"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
+             "failed_checkpoints": loop.state.failed_checkpoints,
+             "unreadable_images_in_training": len({path for path, _ in loop.state.corrupt})}
+    return report_and_save(cfg, session, loop.model, ds, pre, preds, loop.checkpoint_dir, extra,
+                           step=loop.state.iteration)
+
+
+def report_and_save(cfg: DictConfig, session, model: torch.nn.Module, ds: LabeledDataset, pre,
+                    preds: dict[str, SplitPredictions], checkpoint_dir: Path, extra: dict[str, float],
+                    step: int = 0) -> float:
+    """Temperature on val, the evaluation report, the calibrated bundle and the MLflow model.
+
+    Returns the best validation accuracy (``extra['best_val_acc']`` when finite, else val_acc).
+    """
     vp = preds.get("val")
-    temperature = fit_temperature(vp.logits, vp.targets) if vp is not None and vp.n else 1.0
-    out_dir = loop.checkpoint_dir.parent / "evaluation"
+    temperature, chosen = 1.0, {}
+    if vp is not None and vp.n:
+        temperature, chosen = choose_temperature(str(cfg.trainer.calibration), vp.logits, vp.targets)
+    out_dir = checkpoint_dir.parent / "evaluation"
     metrics = write_report(preds, ds.class_names, out_dir,
                            dataset=ds.name,
-                           model_name=str(cfg.model.name), title=f"{ds.name} {ds.version}: {cfg.model.name}")
-    metrics.update({"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
-                    "failed_checkpoints": loop.state.failed_checkpoints,
-                    "unreadable_images_in_training": len({path for path, _ in loop.state.corrupt})})
-    session.log_metrics(metrics, step=loop.state.iteration)
+                           model_name=str(cfg.model.name), title=f"{ds.name} {ds.version}: {cfg.model.name}",
+                           temperature=temperature if vp is not None and vp.n else None)
+    metrics.update(extra)
+    metrics.update(chosen)
+    session.log_metrics(metrics, step=step)
     session.log_artifacts(out_dir, "evaluation")
-    bundle = make_bundle(cfg, loop, ds, pre, temperature, session.run_id)
-    path = bundle.save(loop.checkpoint_dir / "model.pt")
+    bundle = make_bundle(cfg, model, ds, pre, temperature, session.run_id)
+    path = bundle.save(checkpoint_dir / "model.pt")
     if session.active:
         mlflow.log_artifact(str(path), BUNDLE_ARTIFACT)
         if cfg.tracking.log_model:
-            log_mlflow_model(loop.model, pre)
+            log_mlflow_model(model, pre)
     log.info("results: %s", _summary(metrics))
     log.info("report: %s; model bundle: %s", out_dir / "report.md", path)
-    best = loop.state.best_metric
+    best = float(extra.get("best_val_acc", math.nan))
     session.final_metric = best if math.isfinite(best) else metrics.get("val_acc")
     return float(session.final_metric if session.final_metric is not None else math.nan)
 

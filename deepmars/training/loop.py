@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from deepmars.data.cache import DecodedImages
 from deepmars.data.transforms import Preprocess
+from deepmars.models.tta import combine_views, expand_views
 from deepmars.training.augment import augment_batch
 from deepmars.training.checkpoint import BEST, LATEST, rng_state, save_atomic
 
@@ -142,10 +143,15 @@ class Loop:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: np.ndarray, pre: Preprocess, batch_size: int = 100) -> torch.Tensor:
-    """Logits for decoded uint8 images (centre crop), in batches; the model is left in eval mode."""
+def predict_logits(model: nn.Module, images: np.ndarray, pre: Preprocess, batch_size: int = 100,
+                   views: tuple[str, ...] = ("identity",)) -> torch.Tensor:
+    """Logits for decoded uint8 images (centre crop), in batches; the model is left in eval mode.
+
+    With test-time views (deepmars.models.tta) the result is the log of the views' mean softmax,
+    which stands in for logits everywhere (temperature scaling included)."""
     model.eval()
-    out = [model(pre.eval_batch(images[i:i + batch_size])).float() for i in range(0, len(images), batch_size)]
+    out = [combine_views(model(expand_views(pre.eval_batch(images[i:i + batch_size]), views)), len(views)).float()
+           for i in range(0, len(images), batch_size)]
     if not out:
         return torch.empty((0, 0))
     return torch.cat(out)

@@ -24,13 +24,16 @@ from deepmars.data.transforms import Preprocess
 from deepmars.models.factory import build_model, head_prefix
 from deepmars.splits import check_splits, make_splits, split_table
 from deepmars.training.batches import BatchPlan, class_balance_weights, memory_batches, streaming_batches
+from deepmars.training.checkpoint import save_atomic
 from deepmars.training.finish import finish_run
+from deepmars.training.frozen import train_frozen
 from deepmars.training.head_init import init_head_by_probe
 from deepmars.training.loop import Loop
 from deepmars.training.param_groups import build_param_groups, describe_param_groups
 from deepmars.training.resume import Resume, find_resume
 from deepmars.training.schedules import build_scheduler
 from deepmars.training.session import RunSession
+from deepmars.training.wise_ft import START, check_alphas
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +142,15 @@ def train(cfg: DictConfig) -> float:
     with RunSession(cfg, experiment_id, resume, checkpoint_dir) as session:
         train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
         val = decode_split(cfg, splits["val"], pre, "val")
+        if not cfg.trainer.fine_tune:
+            session.log_start(ds, splits, train_data, val)
+            return train_frozen(cfg, session, model, pre, ds, splits, train_data, val, decode_split, checkpoint_dir)
         max_iters = total_iters(cfg, len(train_data))
         if resume is None and cfg.trainer.head_init == "linear_probe":
             session.log_metrics(probe_head(cfg, model, train_data, splits["train"], pre), step=0)
+        if resume is None and cfg.trainer.wise_ft:
+            check_alphas(cfg.trainer.wise_ft_alphas)
+            save_atomic({"model": model.state_dict()}, checkpoint_dir / START)
         optimizer = build_optimizer(cfg, model)
         targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
         schedule = build_scheduler(optimizer, OmegaConf.to_object(cfg.schedule), max_iters)

@@ -24,8 +24,12 @@ from deepmars.splits import save_split_lists, split_table
 log = logging.getLogger(__name__)
 
 
-def _hydra_sweep() -> tuple[str, list[str]] | None:
-    """(sweep folder, overrides) when running inside a Hydra multirun, else None."""
+def _hydra_sweep() -> tuple[str, list[str], str] | None:
+    """(sweep folder, overrides, job label) when running inside a Hydra multirun, else None.
+
+    The label names the job by the keys the sweep varies when the sweep's config lists them
+    (``hydra.sweeper.params``, e.g. ``seed=1``), else by its number (``job1``).
+    """
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -35,7 +39,11 @@ def _hydra_sweep() -> tuple[str, list[str]] | None:
         return None
     if hc.mode != RunMode.MULTIRUN:
         return None
-    return str(Path(hc.sweep.dir).resolve()), list(hc.overrides.task)
+    overrides = list(hc.overrides.task)
+    swept = list((hc.sweeper.get("params") or {}).keys())
+    chosen = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
+    label = " ".join(chosen) if chosen else f"job{hc.job.num}"
+    return str(Path(hc.sweep.dir).resolve()), overrides, label
 
 
 class RunSession:
@@ -57,12 +65,14 @@ class RunSession:
         if self.cfg.tracking.get("parent_run_id"):
             self.parent_id = str(self.cfg.tracking.parent_run_id)
         elif sweep:
-            self.parent_id = tracking.sweep_parent(self.experiment_id, *sweep)
+            self.parent_id = tracking.sweep_parent(self.experiment_id, *sweep[:2])
         tags = {tracking.TAG_CONFIG_HASH: config_hash(self.cfg),
                 tracking.TAG_CHECKPOINT_DIR: str(self.checkpoint_dir),
                 "deepmars.dataset": str(self.cfg.dataset.name), "deepmars.model": str(self.cfg.model.name),
                 "mlflow.source.git.commit": tracking.git_commit() or "unknown"}
         run_id = self.resume.run_id if self.resume else None
+        if sweep:
+            tags[tracking.TAG_SWEEP_LABEL] = sweep[2]
         run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else self.experiment_id,
                                run_name=None if run_id else self.cfg.tracking.run_name,
                                parent_run_id=self.parent_id, tags=tags)
@@ -80,6 +90,7 @@ class RunSession:
         mlflow.end_run(status)
         if self.parent_id and not self.cfg.tracking.get("parent_run_id"):
             tracking.record_in_parent(self.parent_id, self.run_id, "val_acc", self.final_metric)
+            tracking.summarize_children(self.parent_id)
         log.info("MLflow run %s ended %s. Open the UI with: %s", self.run_id, status,
                  tracking.ui_command(mlflow.get_tracking_uri()))
         return False
