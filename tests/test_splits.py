@@ -194,7 +194,7 @@ def test_bad_fractions(hirise, fractions, message):
 
 
 def test_unknown_method(msl):
-    with pytest.raises(ConfigError, match=r"split\.name: 'bogus' is not one of \['sol', 'files', 'source_image', 'random', 'all'\]"):
+    with pytest.raises(ConfigError, match=r"split\.name: 'bogus' is not one of \['sol', 'files', 'source_image', 'source_image_cv', 'random', 'all'\]"):
         make_splits(msl, {"name": "bogus"})
 
 
