@@ -412,5 +412,5 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
 
 
 def test_frozen_recipe_needs_the_linear_probe(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.fine_tune=false .* trainer.head_init=linear_probe"):
+    with pytest.raises(ConfigError, match="trainer.fine_tune: got False, allowed: true, or false with trainer.head_init=linear_probe"):
         train(compose_cfg(tmp_path, "trainer.fine_tune=false"))

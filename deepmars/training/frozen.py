@@ -51,7 +51,7 @@ def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: Labe
                  splits: dict[str, list[Sample]], train_data: DecodedImages, val: DecodedImages,
                  decode_split: Callable, checkpoint_dir) -> float:
     views = views_for(cfg.model.tta)
-    head = model.get_submodule(head_prefix(model, cfg.model))
+    head = model.get_submodule(head_prefix(model, cfg.model.head))
     data = {"train": train_data, "val": val}
     for name in cfg.trainer.eval_splits:
         if name not in data:
