@@ -177,7 +177,9 @@ class DatasetConfig:
     root: Optional[str] = None
     download: Optional[DownloadConfig] = None
     image_dir: str = "."
-    labels: Dict[str, str] = MISSING
+    # split -> a label file, or a list of them: paths (relative to root, or absolute) or
+    # {file: ..., image_dir: ...} for a batch whose images lie elsewhere (checked by the loader).
+    labels: Dict[str, Any] = MISSING
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     drop_empty_classes: bool = True
     metadata: MetadataConfig = field(default_factory=MetadataConfig)

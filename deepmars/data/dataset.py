@@ -15,10 +15,19 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from deepmars.data.labels import (
-    LabelLine, check_duplicates, check_images_exist, read_class_file, read_label_file,
+    check_duplicates, check_images_exist, read_class_file, read_label_file,
 )
 from deepmars.data.metadata import check_metadata_spec, parse_metadata
 from deepmars.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    """One label file of a split, and the folder its image paths are relative to."""
+
+    origin: str  # the split key in dataset.labels ("train", "all", ...)
+    file: Path
+    image_dir: Path
 
 
 @dataclass(frozen=True)
@@ -102,33 +111,61 @@ def _where(samples: list[Sample], where: dict, name: str) -> list[Sample]:
     return kept
 
 
-def load_dataset(cfg: Mapping, root: Path) -> LabeledDataset:
-    """Read the label files named in ``cfg.labels`` under ``root``; validate every line."""
-    labels = cfg.get("labels") or {}
+def label_sources(cfg: Mapping, root: Path) -> list[LabelSource]:
+    """The label files of ``cfg.labels``: per split one file, or a list of several.
+
+    A list entry is a path (relative to the root, or absolute), or ``{file: ..., image_dir: ...}``
+    for a batch whose image paths are relative to another folder (images referenced where they
+    are, not copied). A plain entry's image paths are relative to the data set's ``image_dir``.
+    """
+    labels = _plain(cfg.get("labels"))
     if not labels:
         raise ConfigError(f"dataset {cfg.get('name')!r}: dataset.labels names no label file")
+    image_dir = root / str(cfg.get("image_dir") or ".")
+    out = []
+    for origin, entries in labels.items():
+        for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+            key = f"dataset.labels.{origin}" + (f"[{i}]" if isinstance(entries, list) else "")
+            out.append(_label_source(str(origin), entry, root, image_dir, key))
+    return out
+
+
+def _label_source(origin: str, entry, root: Path, image_dir: Path, key: str) -> LabelSource:
+    if isinstance(entry, str) and entry:
+        return LabelSource(origin, root / entry, image_dir)
+    if isinstance(entry, Mapping) and isinstance(entry.get("file"), str) and entry["file"] \
+            and set(entry) <= {"file", "image_dir"}:
+        folder = entry.get("image_dir")
+        return LabelSource(origin, root / entry["file"], image_dir if folder is None else root / str(folder))
+    raise ConfigError(f"{key}: {entry!r} is not a label file: give a path (relative to the data set root, or "
+                      "absolute) or {file: <path>, image_dir: <folder its image paths are relative to>}")
+
+
+def load_dataset(cfg: Mapping, root: Path) -> LabeledDataset:
+    """Read the label files named in ``cfg.labels`` under ``root``; validate every line."""
+    sources = label_sources(cfg, root)
     check_metadata_spec(cfg.get("metadata"))
     classes, class_files = _classes(cfg, root)
-    image_dir = root / (cfg.get("image_dir") or ".")
-    if not image_dir.is_dir():
-        raise DataError("image folder not found", image_dir)
-    lines_by_origin: dict[str, list[LabelLine]] = {}
-    for origin, rel in labels.items():
-        lines_by_origin[str(origin)] = read_label_file(root / rel, set(classes))
-    all_lines = [ln for lines in lines_by_origin.values() for ln in lines]
-    check_duplicates(all_lines)
-    check_images_exist(all_lines, image_dir)
+    for folder in dict.fromkeys(src.image_dir for src in sources):
+        if not folder.is_dir():
+            raise DataError("image folder not found", folder)
+    lines_by_source = [(src, read_label_file(src.file, set(classes))) for src in sources]
+    all_lines = [ln for _, lines in lines_by_source for ln in lines]
+    folder_of = {src.file: src.image_dir for src in sources}
+    check_duplicates(all_lines, folder_of)
+    for folder in dict.fromkeys(folder_of.values()):
+        check_images_exist([ln for ln in all_lines if folder_of[ln.file] == folder], folder)
     used = {ln.class_id for ln in all_lines}
     keep = [c for c in sorted(classes) if c in used or not cfg.get("drop_empty_classes", True)]
     index = {c: i for i, c in enumerate(keep)}
     spec = _plain(cfg.get("metadata"))
     samples = [
-        Sample(ln.name, image_dir / ln.name, ln.class_id, index[ln.class_id], origin,
+        Sample(ln.name, src.image_dir / ln.name, ln.class_id, index[ln.class_id], src.origin,
                parse_metadata(ln.name, spec))
-        for origin, lines in lines_by_origin.items() for ln in lines
+        for src, lines in lines_by_source for ln in lines
     ]
     samples = _where(samples, _plain(cfg.get("where")), str(cfg.get("name")))
-    label_files = [root / rel for rel in labels.values()]
+    label_files = [src.file for src in sources]
     return LabeledDataset(
         name=str(cfg["name"]), version=str(cfg.get("version", "")), root=root,
         class_ids=keep, class_names=[classes[c] for c in keep], samples=samples,

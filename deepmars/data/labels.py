@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -162,12 +163,17 @@ def read_label_file(path: Path, class_ids: set[int]) -> list[LabelLine]:
     return out
 
 
-def check_duplicates(lines: list[LabelLine]) -> None:
-    """The same image labeled twice (in one file or across files) is an error."""
-    seen: dict[str, LabelLine] = {}
+def check_duplicates(lines: list[LabelLine], image_dir_of: Mapping[Path, Path] | None = None) -> None:
+    """The same image labeled twice (in one file or across files) is an error.
+
+    ``image_dir_of`` maps a label file to the folder its names are relative to, when the files of
+    a data set name images in different folders (a new batch referenced where it lies).
+    """
+    seen: dict[tuple, LabelLine] = {}
     problems = []
     for ln in lines:
-        key = PurePosixPath(ln.name).as_posix()
+        folder = os.path.normpath(image_dir_of[ln.file]) if image_dir_of else ""
+        key = (folder, os.path.normpath(PurePosixPath(ln.name).as_posix()))
         first = seen.get(key)
         if first is not None:
             problems.append((ln.file, ln.line, f"duplicate entry {ln.name!r}, first at {first.file}:{first.line}"))

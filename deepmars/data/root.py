@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pooch
+from omegaconf import ListConfig
 
 from deepmars.data.download import fetch_dataset
 from deepmars.errors import ConfigError, DataError
@@ -34,7 +35,11 @@ def required_paths(dataset_cfg: Mapping) -> list[str]:
     labels = dataset_cfg.get("labels") or {}
     if not isinstance(labels, Mapping) or not labels:
         raise ConfigError("dataset.labels must map split names to label files, e.g. {all: labels.txt}")
-    paths = [str(labels[split]) for split in labels]
+    paths = []
+    for split in labels:
+        entries = labels[split]
+        for entry in entries if isinstance(entries, (list, tuple, ListConfig)) else [entries]:
+            paths.append(str(entry["file"]) if isinstance(entry, Mapping) else str(entry))
     class_file = (dataset_cfg.get("classes") or {}).get("file")
     if class_file:
         paths.append(str(class_file))
