@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from omegaconf import OmegaConf
 from conftest import HIRISE_CLASSES, make_hirise, write_jpeg
 from deepmars.catalog.labels import LabelStore
 from deepmars.cli import EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE
+from deepmars.config import sample_root
 from deepmars.data.dataset import load_dataset
 from deepmars.labeling import cli
 from deepmars.labeling.users import add_user
@@ -207,3 +212,26 @@ def test_label_studio_round_trip_through_the_cli(tmp_path, capsys):
     with LabelStore.open(queue) as s:
         assert [(d.name, d.class_name, d.users) for d in s.decided()] == [
             ("img0.jpg", "crater", "labelstudio:3"), ("img1.jpg", "dark dune", "labelstudio:3")]
+
+
+@pytest.mark.slow
+def test_labels_given_in_the_queue_train_with_train_py(tmp_path):
+    """The embedded HiRISE crops as an unlabeled landmarks output, labeled with their true classes."""
+    sample = Path(sample_root("hirise"))
+    out = tmp_path / "landmarks_out"
+    shutil.copytree(sample / "map-proj", out / "map-proj")
+    update_labels_template(out, -1)
+    truth = dict(line.split() for line in (sample / "labels-map-proj.txt").read_text().splitlines())
+    queue = tmp_path / "q.sqlite"
+    assert run(f"queue={queue}", f"images={out}", "classes=hirise", "check_images=false") == EXIT_OK
+    assert label_all(queue, "alice", lambda it: int(truth[it.name])) == 144
+    export = tmp_path / "labeled"
+    assert run("export", f"queue={queue}", "format=dataset", f"output={export}") == EXIT_OK
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "dataset=hirise", f"dataset.root={export}", "split=source_image",
+         "model=tiny", "trainer.max_iters=2", "trainer.epochs=null", "trainer.batch_size=16", "trainer.eval_every=2",
+         "trainer.checkpoint_every=2", "trainer.threads=1", "trainer.progress=log", "trainer.eval_splits=[val]",
+         f"trainer.checkpoint_dir={tmp_path}/ckpt", "tracking=none"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "model.pt").is_file()
