@@ -239,3 +239,11 @@ def test_killing_the_labeler_loses_no_acknowledged_label(tmp_path):
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with LabelStore.open(tmp_path / "q.sqlite") as s:  # reopens and goes on
         assert s.progress().labeled == len(stored)
+
+
+def test_a_released_image_goes_to_the_next_user(tmp_path):
+    with store(tmp_path, n=1) as s:
+        first = s.next_item("alice")
+        assert s.next_item("bob") is None
+        s.release("alice")  # she closed the page
+        assert s.next_item("bob").item_id == first.item_id

@@ -35,9 +35,6 @@ class LabelOptions:
     check_images: bool = True
     users: Path = Path("users.txt")
     lease_s: float = 600.0
-    host: str = "127.0.0.1"
-    port: int = 8765
-    show_suggestion: bool = False
     format: str = "csv"
     output: Path | None = None
     image_dir: Path | None = None
@@ -50,8 +47,8 @@ class LabelOptions:
 
 _CHOICES = {"command": COMMANDS, "order": tuple(ORDERS), "format": EXPORT_FORMATS, "class_format": CLASS_FORMATS}
 _PATHS = ("queue", "users", "output", "image_dir", "input")
-_INTS = {"labels_per_item": 1, "seed": 0, "port": 1, "item": 1}
-_BOOLS = ("check_images", "show_suggestion")
+_INTS = {"labels_per_item": 1, "seed": 0, "item": 1}
+_BOOLS = ("check_images",)
 _NEEDS = {
     "add": ("queue",), "status": ("queue",), "disagreements": ("queue",),
     "review": ("queue", "item", "class_name", "name"),
