@@ -1,6 +1,6 @@
 """Label images so they train the next model; export the labels as the data set's own files.
 
-    python label.py queue=labels.sqlite images=landmarks_out/ classes=hirise       # queue the crops
+    python label.py queue=labels.sqlite images=landmarks_out/ classes=hirise       # queue, serve the page
     python label.py status queue=labels.sqlite                                       # progress
     python label.py export queue=labels.sqlite format=dataset output=labeled/        # train.py reads it
     python label.py adduser name=alice users=users.txt                               # prints a token

@@ -170,9 +170,12 @@ class LabelStore:
             conn.close()
             raise
 
-    def close(self) -> None:
+    def close(self, checkpoint: bool = True) -> None:
+        """Close; ``checkpoint`` folds the WAL into the main file (a command's last act, not a web
+        request's: TRUNCATE waits for other readers, and SQLite checkpoints on its own as it goes)."""
         try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if checkpoint:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             pass  # a reader holds the WAL: folded in by a later close
         finally:

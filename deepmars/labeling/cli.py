@@ -38,8 +38,26 @@ def _dispatch(cfg: Mapping) -> int:
         token = add_user(opts.users, opts.name)
         print(f"added {opts.name} to {opts.users}; their token (shown once, keep it secret):\n{token}")
         return EXIT_OK
+    if opts.command == "serve":
+        return _serve(opts)
     with open_queue(opts) as store:
         COMMANDS[opts.command](store, opts, sys.stdout)
+    return EXIT_OK
+
+
+def _serve(opts: LabelOptions) -> int:
+    """Add ``images=`` if given, then serve the labeling page until Ctrl-C."""
+    from deepmars.labeling.users import read_users
+    from deepmars.web.label.app import create_label_app, web_settings
+    from deepmars.web.server import check_port, serve
+
+    users = read_users(opts.users)  # before anything else: no page without users
+    check_port(opts.host, opts.port)
+    with open_queue(opts) as store:
+        print_progress(store.progress(), sys.stdout)
+    settings = web_settings(opts)
+    print(f"{len(users.digests)} users in {opts.users}; order {opts.order}", flush=True)
+    serve(create_label_app(opts, users), settings, f"labeling {opts.queue}")
     return EXIT_OK
 
 

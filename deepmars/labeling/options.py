@@ -14,14 +14,14 @@ from omegaconf import DictConfig, ListConfig
 from deepmars.catalog.labels import ORDERS
 from deepmars.errors import ConfigError
 
-COMMANDS = ("add", "status", "disagreements", "review", "export", "import", "adduser")
+COMMANDS = ("serve", "add", "status", "disagreements", "review", "export", "import", "adduser")
 EXPORT_FORMATS = ("csv", "history", "labels", "dataset", "labelstudio")
 CLASS_FORMATS = ("auto", "indexed", "csv")
 
 
 @dataclass(frozen=True)
 class LabelOptions:
-    command: str = "add"
+    command: str = "serve"
     queue: Path | None = None
     images: str | None = None
     posteriors: str | None = None
@@ -35,6 +35,11 @@ class LabelOptions:
     check_images: bool = True
     users: Path = Path("users.txt")
     lease_s: float = 600.0
+    host: str = "127.0.0.1"
+    port: int = 8100
+    show_suggestion: bool = False
+    cache_dir: Path = Path(".deepmars_cache/web")
+    display_size: int = 1024
     format: str = "csv"
     output: Path | None = None
     image_dir: Path | None = None
@@ -46,11 +51,11 @@ class LabelOptions:
 
 
 _CHOICES = {"command": COMMANDS, "order": tuple(ORDERS), "format": EXPORT_FORMATS, "class_format": CLASS_FORMATS}
-_PATHS = ("queue", "users", "output", "image_dir", "input")
-_INTS = {"labels_per_item": 1, "seed": 0, "item": 1}
-_BOOLS = ("check_images",)
+_PATHS = ("queue", "users", "output", "image_dir", "input", "cache_dir")
+_INTS = {"labels_per_item": 1, "seed": 0, "item": 1, "port": 1, "display_size": 64}
+_BOOLS = ("check_images", "show_suggestion")
 _NEEDS = {
-    "add": ("queue",), "status": ("queue",), "disagreements": ("queue",),
+    "serve": ("queue",), "add": ("queue",), "status": ("queue",), "disagreements": ("queue",),
     "review": ("queue", "item", "class_name", "name"),
     "export": ("queue", "output"), "import": ("queue", "input"), "adduser": ("name",),
 }
@@ -64,6 +69,8 @@ def label_options(cfg: Mapping) -> LabelOptions:
         if getattr(opts, key) is None:
             shown = "class" if key == "class_name" else key
             raise ConfigError(f"{shown} is required for `label.py {opts.command}` (e.g. {shown}=...)")
+    if opts.port > 65535:
+        raise ConfigError(f"port: expected an integer from 1 to 65535, got {opts.port}")
     if opts.lease_s <= 0:
         raise ConfigError(f"lease_s: must be > 0 seconds, got {opts.lease_s}")
     if "{name}" not in opts.image_url and "{path}" not in opts.image_url:

@@ -1,7 +1,7 @@
 """The users file: who may label, each with a secret token (stored only as its SHA-256).
 
 One user per line, ``<name> sha256:<hex digest of the token>``; ``#`` starts a comment.
-``python label.py users add name=alice users=users.txt`` appends a user and prints the token
+``python label.py adduser name=alice users=users.txt`` appends a user and prints the token
 once. The server accepts a write only with a token that hashes to a listed digest, and records
 the user's name with every label: there are no anonymous writes.
 """
@@ -44,8 +44,8 @@ class Users:
 def read_users(path: Path) -> Users:
     """Every user of the file; a malformed line is a DataError naming its file and line."""
     if not path.is_file():
-        raise DataError("users file not found; create one with `python label.py users add name=<name> "
-                        f"users={path}`", path)
+        raise DataError(f"users file not found; create one with `python label.py adduser name=<name> users={path}`",
+                        path)
     digests: dict[str, str] = {}
     for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = raw.split("#", 1)[0].strip()

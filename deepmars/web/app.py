@@ -33,19 +33,27 @@ def templates_for(folders: Iterable[Path]) -> Jinja2Templates:
 
 
 def create_app(settings: WebSettings, title: str, routers: Sequence[APIRouter], templates: Sequence[Path] = (),
-               static: dict[str, Path] | None = None, state: dict | None = None) -> FastAPI:
-    """An app serving ``settings.catalog`` read-only; ``static`` maps URL prefixes to folders
-    (the shared folder is at ``/static``); ``state`` adds app-specific objects to ``app.state``."""
+               static: dict[str, Path] | None = None, state: dict | None = None,
+               files_anchor: Path | None = None) -> FastAPI:
+    """An app serving ``settings.catalog`` read-only (none when it is None); ``static`` maps URL
+    prefixes to folders (the shared folder is at ``/static``); ``state`` adds app-specific objects
+    to ``app.state``; ``files_anchor`` is the file whose folder relative stored paths start from
+    (default: the catalog)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        app.state.catalog.close()
+        if app.state.catalog is not None:
+            app.state.catalog.close()
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.settings = settings
-    app.state.catalog = CatalogReader(settings.catalog, settings.connections, settings.lock_timeout_s)
-    app.state.files = ServedFiles(settings.catalog, settings.cache_dir, settings.image_roots)
+    app.state.catalog = (None if settings.catalog is None
+                         else CatalogReader(settings.catalog, settings.connections, settings.lock_timeout_s))
+    anchor = files_anchor or settings.catalog
+    if anchor is None:
+        raise ValueError("create_app: an app without a catalog names its files_anchor")
+    app.state.files = ServedFiles(anchor, settings.cache_dir, settings.image_roots)
     app.state.templates = templates_for(templates)
     for key, value in (state or {}).items():
         setattr(app.state, key, value)

@@ -33,5 +33,6 @@ def serve(app: FastAPI, settings: WebSettings, what: str) -> None:
     import uvicorn
 
     check_port(settings.host, settings.port)
-    print(f"{what}: serving {settings.catalog} at {settings.address}  (Ctrl-C stops)", flush=True)
+    source = f" {settings.catalog}" if settings.catalog is not None else ""
+    print(f"{what}: serving{source} at {settings.address}  (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

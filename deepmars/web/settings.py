@@ -8,9 +8,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The shared knobs: which catalog, where to listen, where image renditions are cached."""
+    """The shared knobs: which catalog, where to listen, where image renditions are cached.
 
-    catalog: Path
+    ``catalog`` is None for an app that reads no catalog (the labeling page reads its label queue).
+    """
+
+    catalog: Path | None
     host: str = "127.0.0.1"
     port: int = 8000
     cache_dir: Path = Path(".deepmars_cache/web")  # thumbnails and display copies (JPEG), made on demand
