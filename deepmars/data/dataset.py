@@ -61,7 +61,9 @@ class LabeledDataset:
                 "class_names": list(self.class_names), "metadata": self.metadata_spec}
 
 
-def _classes(cfg: Mapping, root: Path) -> tuple[dict[int, str], list[Path]]:
+def read_classes(cfg: Mapping, root: Path) -> tuple[dict[int, str], list[Path]]:
+    """Class id -> name of a data set config (its class file under ``root``, or its inline names),
+    and the class files read."""
     spec = cfg.get("classes") or {}
     if spec.get("file"):
         path = root / spec["file"]
@@ -145,7 +147,7 @@ def load_dataset(cfg: Mapping, root: Path) -> LabeledDataset:
     """Read the label files named in ``cfg.labels`` under ``root``; validate every line."""
     sources = label_sources(cfg, root)
     check_metadata_spec(cfg.get("metadata"))
-    classes, class_files = _classes(cfg, root)
+    classes, class_files = read_classes(cfg, root)
     for folder in dict.fromkeys(src.image_dir for src in sources):
         if not folder.is_dir():
             raise DataError("image folder not found", folder)

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 import deepmars.config  # noqa: F401 - registers ${deepmars_sample:...} used by the sample YAMLs
 from deepmars.catalog.labels import ClassList
+from deepmars.data.dataset import read_classes
 from deepmars.data.labels import read_class_file
 from deepmars.data.root import resolve_root
 from deepmars.errors import ConfigError
@@ -69,13 +70,9 @@ def load_class_list(spec: str, class_format: str = "auto") -> ClassList:
 
 
 def classes_of_dataset(cfg: Mapping, source: str) -> ClassList:
-    """A data set config's classes: its class file (found under the data set's root) or inline names."""
+    """A data set config's classes, read as the data set loader reads them: its class file (found
+    under the data set's root, with its CSV layout) or its inline names."""
     spec = cfg.get("classes") or {}
-    if spec.get("file"):
-        root = resolve_root(cfg, download=False)
-        classes = read_class_file(root / str(spec["file"]), str(spec.get("format") or "indexed"))
-        return ClassList(tuple(sorted(classes.items())), source)
-    names = spec.get("names")
-    if not names:
-        raise ConfigError(f"classes: the data set YAML {source} sets neither classes.file nor classes.names")
-    return ClassList(tuple(enumerate(str(n) for n in names)), source)
+    root = resolve_root(cfg, download=False) if spec.get("file") else Path(".")
+    classes, _ = read_classes(cfg, root)
+    return ClassList(tuple(sorted(classes.items())), source)
