@@ -176,9 +176,9 @@ def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, 
                f"image_dir={tmp_path / 'elsewhere'}") == EXIT_USAGE
     assert "not under" in capsys.readouterr().err
     assert run("export", f"queue={queue}", "format=pdf", f"output={tmp_path / 'x'}") == EXIT_USAGE
-    assert "format: 'pdf' is not one of" in capsys.readouterr().err
+    assert "format: got 'pdf', allowed: one of csv, history" in capsys.readouterr().err
     assert run("export", f"queue={queue}") == EXIT_USAGE
-    assert "output is required" in capsys.readouterr().err
+    assert "output: got None, allowed: a value: `label.py export` needs it" in capsys.readouterr().err
     assert run(f"queue={queue}", "order=hardest") == EXIT_USAGE
 
 
