@@ -61,7 +61,7 @@ def label_all(queue: Path, user: str, class_of) -> int:
 def test_landmarks_output_becomes_a_data_set_train_py_reads(tmp_path, capsys):
     out = landmarks_output(tmp_path / "landmarks_out")
     queue = tmp_path / "q.sqlite"
-    assert run(f"queue={queue}", f"images={out}", "classes=hirise") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={out}", "classes=hirise") == EXIT_OK
     assert "8 images added" in capsys.readouterr().out
     assert label_all(queue, "alice", lambda it: it.item_id % 3) == 8
     export = tmp_path / "labeled"
@@ -87,7 +87,7 @@ def test_a_catalog_ranks_its_images_and_its_failures_are_unlabelable(tmp_path, c
     classes = tmp_path / "classes.csv"
     classes.write_text("".join(f"{i},{n}\n" for i, n in enumerate(CLASSES + ["sun"])))
     queue = tmp_path / "q.sqlite"
-    assert run(f"queue={queue}", f"images={catalog}", f"classes={classes}", "order=margin") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={catalog}", f"classes={classes}", "order=margin") == EXIT_OK
     assert "7 images added" in capsys.readouterr().out
     with LabelStore.open(queue) as s:
         items = s.items()
@@ -113,11 +113,11 @@ def test_a_folder_with_an_undecodable_image(tmp_path, capsys):
     write_jpeg(folder / "two.jpg")
     write_files(folder, {"corrupt_header.jpg": bad_files()["corrupt_header.jpg"]})
     queue = tmp_path / "q.sqlite"
-    assert run(f"queue={queue}", f"images={folder}", "classes=hirise") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={folder}", "classes=hirise") == EXIT_OK
     assert "3 images added" in capsys.readouterr().out
     with LabelStore.open(queue) as s:
         assert sorted(it.name for it in s.items() if not it.unlabelable) == ["a/one.jpg", "two.jpg"]
-    assert run(f"queue={queue}", f"images={folder}") == EXIT_OK  # again: nothing new, no error
+    assert run("add", f"queue={queue}", f"images={folder}") == EXIT_OK  # again: nothing new, no error
     assert "0 images added, 3 already queued" in capsys.readouterr().out
 
 
@@ -125,15 +125,15 @@ def test_a_changed_class_list_is_refused_and_nothing_changes(tmp_path, capsys):
     folder = tmp_path / "imgs"
     write_jpeg(folder / "one.jpg")
     queue = tmp_path / "q.sqlite"
-    assert run(f"queue={queue}", f"images={folder}", "classes=hirise") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={folder}", "classes=hirise") == EXIT_OK
     other = tmp_path / "other.csv"
     other.write_text("0,other\n1,crater\n2,dune\n")
     before = sqlite3.connect(queue).execute("SELECT classes FROM queue_info").fetchone()
-    assert run(f"queue={queue}", f"classes={other}") == EXIT_CANNOT_RUN
+    assert run("add", f"queue={queue}", f"classes={other}") == EXIT_CANNOT_RUN
     err = capsys.readouterr().err
     assert "the class list changed" in err and "2 dark dune" in err and "2 dune" in err
     assert sqlite3.connect(queue).execute("SELECT classes FROM queue_info").fetchone() == before
-    assert run(f"queue={tmp_path / 'new.sqlite'}", f"images={folder}") == EXIT_USAGE  # a new queue needs classes
+    assert run("add", f"queue={tmp_path / 'new.sqlite'}", f"images={folder}") == EXIT_USAGE  # a new queue needs classes
     assert "classes is required" in capsys.readouterr().err
 
 
@@ -143,7 +143,7 @@ def test_disagreements_review_and_exports(tmp_path, capsys):
     for i in range(3):
         write_jpeg(folder / f"img{i}.jpg", shade=i * 50)
     queue, users = tmp_path / "q.sqlite", tmp_path / "users.txt"
-    assert run(f"queue={queue}", f"images={folder}", "classes=hirise", "labels_per_item=2") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={folder}", "classes=hirise", "labels_per_item=2") == EXIT_OK
     label_all(queue, "alice", lambda it: 1)
     label_all(queue, "bob", lambda it: 1 if it.item_id != 2 else 2)
     assert run("disagreements", f"queue={queue}") == EXIT_OK
@@ -170,7 +170,7 @@ def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, 
     folder = tmp_path / "imgs"
     write_jpeg(folder / "one.jpg")
     queue = tmp_path / "q.sqlite"
-    run(f"queue={queue}", f"images={folder}", "classes=hirise")
+    run("add", f"queue={queue}", f"images={folder}", "classes=hirise")
     label_all(queue, "alice", lambda it: 0)
     assert run("export", f"queue={queue}", "format=labels", f"output={tmp_path / 'x.txt'}",
                f"image_dir={tmp_path / 'elsewhere'}") == EXIT_USAGE
@@ -179,7 +179,7 @@ def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, 
     assert "format: got 'pdf', allowed: one of csv, history" in capsys.readouterr().err
     assert run("export", f"queue={queue}") == EXIT_USAGE
     assert "output: got None, allowed: a value: `label.py export` needs it" in capsys.readouterr().err
-    assert run(f"queue={queue}", "order=hardest") == EXIT_USAGE
+    assert run("add", f"queue={queue}", "order=hardest") == EXIT_USAGE
 
 
 def test_adduser_prints_a_token_that_the_users_file_accepts(tmp_path, capsys):
@@ -196,7 +196,7 @@ def test_label_studio_round_trip_through_the_cli(tmp_path, capsys):
     for i in range(2):
         write_jpeg(folder / f"img{i}.jpg", shade=i * 90)
     queue = tmp_path / "q.sqlite"
-    run(f"queue={queue}", f"images={folder}", "classes=hirise")
+    run("add", f"queue={queue}", f"images={folder}", "classes=hirise")
     tasks = tmp_path / "tasks.json"
     assert run("export", f"queue={queue}", "format=labelstudio", f"output={tasks}") == EXIT_OK
     exported = json.loads(tasks.read_text())
@@ -223,7 +223,7 @@ def test_labels_given_in_the_queue_train_with_train_py(tmp_path):
     update_labels_template(out, -1)
     truth = dict(line.split() for line in (sample / "labels-map-proj.txt").read_text().splitlines())
     queue = tmp_path / "q.sqlite"
-    assert run(f"queue={queue}", f"images={out}", "classes=hirise", "check_images=false") == EXIT_OK
+    assert run("add", f"queue={queue}", f"images={out}", "classes=hirise", "check_images=false") == EXIT_OK
     assert label_all(queue, "alice", lambda it: int(truth[it.name])) == 144
     export = tmp_path / "labeled"
     assert run("export", f"queue={queue}", "format=dataset", f"output={export}") == EXIT_OK
