@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepmars.config import ModelConfig
 from deepmars.errors import ImageError
 from deepmars.models.factory import build_model, head_prefix
+from deepmars.schema import load
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,11 @@ class FeatureSet:
         if missing:
             raise KeyError(f"no cached features for {missing[0]!r} ({len(missing)} images missing)")
         return self.features[[index[n] for n in names]]
+
+
+def model_spec(model_cfg: Mapping) -> ModelConfig:
+    """A ``model`` config (conf/model/*.yaml as a dict) checked into the schema build_model takes."""
+    return load(ModelConfig, model_cfg, prefix="model")
 
 
 def cache_key(model_cfg: Mapping, names: Sequence[str]) -> str:
@@ -80,9 +87,10 @@ def compute_features(paths: Sequence[Path], names: Sequence[str], model_cfg: Map
     """Decode and forward every image (centre crop, eval mode); the head's input is the feature."""
     if threads:
         torch.set_num_threads(threads)
-    model, pre = build_model(model_cfg, 2)  # the head is not used: its input is the feature
+    spec = model_spec(model_cfg)
+    model, pre = build_model(spec, 2)  # the head is not used: its input is the feature
     model.eval()
-    head = model.get_submodule(head_prefix(model, model_cfg))
+    head = model.get_submodule(head_prefix(model, spec.head))
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0].detach().float()))
     kept: list[str] = []

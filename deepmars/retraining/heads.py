@@ -17,6 +17,7 @@ import torch
 
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.factory import build_model, head_prefix
+from deepmars.retraining.features import model_spec
 from deepmars.training.head_init import fit_probe
 
 
@@ -44,8 +45,9 @@ def fit_head(features: np.ndarray, targets: np.ndarray, num_classes: int, c: flo
 def head_bundle(head: LinearHead, model_cfg: Mapping, class_names: Sequence[str], dataset: Mapping,
                 model_id: str = "") -> ModelBundle:
     """The frozen pretrained backbone with ``head`` as its final layer, as a bundle predict.py loads."""
-    model, pre = build_model(model_cfg, len(class_names))
-    layer = model.get_submodule(head_prefix(model, model_cfg))
+    spec = model_spec(model_cfg)
+    model, pre = build_model(spec, len(class_names))
+    layer = model.get_submodule(head_prefix(model, spec.head))
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(head.weight))
         layer.bias.copy_(torch.from_numpy(head.bias))
