@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 from label_app import HOSTILE, events, label_app, make_queue
 
+from deepmars.catalog.labels import LabelStore
+from deepmars.labeling.cli import open_queue
+from deepmars.labeling.options import label_options
 from test_predict_fixtures import bad_files, write_files
 
 
@@ -82,9 +87,6 @@ def test_bad_requests_change_nothing(app_and_tokens):
 def test_images_are_served_by_item_id_and_an_undecodable_one_is_marked(tmp_path):
     cfg, tokens = make_queue(tmp_path, n=2, check_images=False)
     write_files(tmp_path / "images", {"broken.jpg": bad_files()["truncated.jpg"]})
-    from deepmars.labeling.cli import open_queue
-    from deepmars.labeling.options import label_options
-
     open_queue(label_options({"command": "add", **cfg})).close()  # added unchecked: found when shown
     client = TestClient(label_app(cfg))
     auth = {"Authorization": f"Bearer {tokens['alice']}"}
@@ -128,3 +130,20 @@ def test_double_labeling_shows_disagreements(tmp_path):
     client.post(f"/api/items/{a['id']}/label", json={"class_id": 2}, headers=auth["bob"])
     assert client.get("/api/disagreements", headers=auth["alice"]).json() == [
         {"item_id": a["id"], "name": "img00.jpg", "labels": {"alice": "crater", "bob": "dark dune"}}]
+
+
+def test_a_file_name_that_is_not_utf8_is_queued_shown_and_labeled(tmp_path):
+    cfg, tokens = make_queue(tmp_path, n=1)
+    raw = os.fsencode(tmp_path / "images") + b"/caf\xff.jpg"
+    with open(raw, "wb") as f:
+        f.write((tmp_path / "images" / "img00.jpg").read_bytes())
+    open_queue(label_options({"command": "add", **cfg})).close()
+    with LabelStore.open(cfg["queue"]) as store:
+        odd = next(it for it in store.items() if it.name != "img00.jpg")
+    assert odd.name == "caf\\xff.jpg" and odd.unlabelable is None  # stored as the catalog does, decoded by its bytes
+    client = TestClient(label_app(cfg))
+    auth = {"Authorization": f"Bearer {tokens['alice']}"}
+    shown = client.get(f"/files/items/{odd.item_id}", headers=auth)
+    assert shown.status_code == 200 and shown.content[:2] == b"\xff\xd8"
+    assert client.post(f"/api/items/{odd.item_id}/label", json={"class_id": 1}, headers=auth).status_code == 200
+    assert events(cfg) == [(odd.item_id, "alice", "label", 1, False)]

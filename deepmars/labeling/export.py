@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepmars.catalog.labels import Decided, LabelStore
+from deepmars.catalog.paths import existing_fs_path, to_catalog_path, to_fs_path
 from deepmars.data.root import resolve_root
 from deepmars.errors import ConfigError, DataError
 
@@ -85,11 +86,11 @@ def label_lines(rows: list[Decided], image_dir: Path) -> list[str]:
     lines, outside = [], []
     for r in rows:
         try:
-            rel = Path(r.path).resolve().relative_to(image_dir.resolve())
+            rel = Path(existing_fs_path(r.path)).resolve().relative_to(image_dir.resolve())
         except ValueError:
             outside.append(r.path)
             continue
-        lines.append(f"{rel.as_posix()} {r.class_id}\n")
+        lines.append(f"{to_catalog_path(rel.as_posix())} {r.class_id}\n")
     if outside:
         raise ConfigError(f"image_dir: {len(outside)} labeled images are not under {image_dir}, e.g. "
                           f"{outside[0]}; give a folder that holds them all")
@@ -124,11 +125,11 @@ def export_dataset(store: LabelStore, output: Path, dataset_cfg: Mapping) -> Exp
     image_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for r in rows:
-        link = image_dir / r.name
+        link = image_dir / to_fs_path(r.name)
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(Path(r.path).resolve())
+        link.symlink_to(Path(existing_fs_path(r.path)).resolve())
         lines.append(f"{r.name} {r.class_id}\n")
     class_file = (dataset_cfg.get("classes") or {}).get("file")
     if class_file:

@@ -24,6 +24,7 @@ from pathlib import Path
 from deepmars.catalog import Catalog
 from deepmars.catalog.choice import choose_model
 from deepmars.catalog.labels import ClassList, NewItem
+from deepmars.catalog.paths import existing_fs_path, to_catalog_path
 from deepmars.data.images import load_image
 from deepmars.errors import ConfigError, ImageError
 from deepmars.labeling.order import from_top_k, random_key
@@ -44,6 +45,9 @@ class Posterior:
 
 @dataclass(frozen=True)
 class SourceImage:
+    """An image as the queue stores it: paths and names in the catalog's text form
+    (``deepmars.catalog.paths``: bytes that are not UTF-8 as ``\\xNN``)."""
+
     path: str  # absolute
     name: str  # relative to root
     root: str
@@ -72,7 +76,8 @@ def list_images(spec: str, model: str | None = None, tracking_uri: str | None = 
         return list(_landmark_crops(Path(spec).resolve()))
     if kind == "folder":
         root = Path(spec).resolve()
-        return [SourceImage(p, Path(p).relative_to(root).as_posix(), str(root)) for p in iter_inputs(str(root))]
+        return [SourceImage(to_catalog_path(p), to_catalog_path(Path(p).relative_to(root).as_posix()),
+                            to_catalog_path(root)) for p in iter_inputs(str(root))]
     with Catalog.open(spec, create=False) as catalog:
         model_id = _catalog_model(catalog, model, tracking_uri)
         rows = catalog.conn.execute("SELECT path, NULL FROM predictions WHERE model_id = ? UNION ALL "
@@ -89,14 +94,14 @@ def _landmark_crops(out: Path) -> Iterator[SourceImage]:
             fields = line.split()
             if fields and fields[0] not in seen:
                 seen.add(fields[0])
-                yield SourceImage(str(root / fields[0]), fields[0], str(root))
+                yield SourceImage(to_catalog_path(root / fields[0]), to_catalog_path(fields[0]), to_catalog_path(root))
 
 
 def _under_common_root(rows: Iterable[tuple[str, str | None]]) -> list[SourceImage]:
     rows = list(rows)
     if not rows:
         return []
-    root = os.path.commonpath([os.path.dirname(p) for p, _ in rows])
+    root = os.path.commonpath([os.path.dirname(p) for p, _ in rows])  # stored paths: already catalog text
     return [SourceImage(p, Path(p).relative_to(root).as_posix(), root, reason) for p, reason in rows]
 
 
@@ -131,7 +136,7 @@ def read_posteriors(catalog_path: str, classes: ClassList, model: str | None = N
 def check_decodable(path: str) -> str | None:
     """Why an image cannot be shown to a person, or None if it decodes."""
     try:
-        load_image(path, "RGB")
+        load_image(existing_fs_path(path), "RGB")
     except ImageError as exc:
         return exc.reason
     return None
