@@ -31,23 +31,24 @@ def entries(n_train=24, n_val=20, n_test=12):
 
 
 @pytest.mark.slow
-def test_features_are_cached_by_model_and_image_list(tmp_path, monkeypatch):
+def test_features_are_cached_by_image_content_and_computed_once(tmp_path, monkeypatch):
     paths = {f"i{i}.jpg": write_jpeg(tmp_path / "img" / f"i{i}.jpg", shade=40 * i) for i in range(3)}
     write_files(tmp_path / "img", {"bad.jpg": bad_files()["truncated.jpg"]})
     paths["bad.jpg"] = tmp_path / "img" / "bad.jpg"
     first = cached_features(paths, TINY, tmp_path / "cache")
     assert first.names == ["i0.jpg", "i1.jpg", "i2.jpg"] and "truncated" in first.failures["bad.jpg"]
     assert first.features.shape[0] == 3 and first.features.dtype == np.float32
-    monkeypatch.setattr(features_mod, "compute_features", lambda *a, **k: pytest.fail("recomputed"))
-    again = cached_features(paths, TINY, tmp_path / "cache")
-    assert np.array_equal(again.features, first.features) and again.failures == first.failures
+    with monkeypatch.context() as m:
+        m.setattr(features_mod, "view_features", lambda *a, **k: pytest.fail("recomputed"))
+        again = cached_features({"renamed.jpg": paths["i2.jpg"], **paths}, TINY, tmp_path / "cache")
     assert np.array_equal(again.rows(["i2.jpg", "i0.jpg"]), first.features[[2, 0]])
+    assert np.array_equal(again.rows(["renamed.jpg"]), first.features[[2]])  # same content, same features
     with pytest.raises(KeyError, match="bad.jpg"):
         again.rows(["bad.jpg"])
-    del paths["i1.jpg"]
-    monkeypatch.undo()
-    assert cached_features(paths, TINY, tmp_path / "cache").names == ["i0.jpg", "i2.jpg"]
-    assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 2
+    paths["new.jpg"] = write_jpeg(tmp_path / "img" / "new.jpg", shade=250)
+    grown = cached_features(paths, TINY, tmp_path / "cache")  # only the new image is computed
+    assert grown.names == ["i0.jpg", "i1.jpg", "i2.jpg", "new.jpg"]
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1  # one backbone setting, one view
 
 
 @pytest.mark.slow
