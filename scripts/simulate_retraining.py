@@ -4,8 +4,9 @@
         [--cache-dir DIR] [--sizes 100,250,500,1000] [--seeds 0,1,2] [--plot docs/retraining_msl.png]
 
 What it does and why: deepmars/retraining/simulation.py and docs/retraining.md. The feature cache
-(one forward pass over the 6,691 MSL images, about 15 minutes on a shared 2-core CPU) and the work
-folder should lie outside the repository; both default to the user cache ($DEEPMARS_CACHE).
+(the training one: a forward pass over the 6,691 MSL images, about 25 minutes on the shared 2-core
+CPU, once) and the work folder should lie outside the repository; both default to the user cache
+($DEEPMARS_CACHE).
 Prints a table of test accuracy per order and N, and wall times.
 """
 
