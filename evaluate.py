@@ -4,10 +4,12 @@ Logic in ``deepmars.evaluation.rerun``; config in ``conf/evaluate/evaluate.yaml`
 as predict's: training's conf/model/ group would claim the model= key). Exit codes: deepmars/cli.py.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from deepmars.cli import run_cli, usage_exit_codes
+from deepmars.cli import help_argv, run_cli, usage_exit_codes
 from deepmars.config import EvaluateConfig  # also registers ${deepmars_sample:...} and the schema defaults
 from deepmars.schema import validate
 
@@ -21,5 +23,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = help_argv(sys.argv, {"dataset": "msl", "split": "sol"})
     with usage_exit_codes():
         main()

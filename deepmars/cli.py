@@ -95,6 +95,20 @@ def positional_command(argv: list[str], commands: tuple[str, ...]) -> list[str]:
     return list(argv)
 
 
+def help_argv(argv: list[str], examples: Mapping[str, str]) -> list[str]:
+    """``argv`` with an example choice for each required config group it leaves out, when help is asked.
+
+    Hydra's ``--help`` composes the config, which fails on a group whose default is ``???``
+    (``dataset``, ``split``); with an example filled in, the help shows every group's options and a
+    complete config, and its header names the example. Other command lines are returned unchanged,
+    so a missing group is still a usage error when the tool runs.
+    """
+    if "--help" not in argv and "-h" not in argv:
+        return list(argv)
+    given = {arg.split("=", 1)[0].lstrip("+~") for arg in argv[1:] if "=" in arg}
+    return [*argv, *(f"{group}={choice}" for group, choice in examples.items() if group not in given)]
+
+
 @contextlib.contextmanager
 def usage_exit_codes() -> Iterator[None]:
     """Hydra exits 1 on a bad override before our task runs; report that as a usage error (2)."""

@@ -20,6 +20,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from conftest import CONF, REPO
+from deepmars.cli import help_argv
 from deepmars.config import validate
 from deepmars.data.dataset import load_dataset
 from deepmars.data.root import resolve_root
@@ -346,3 +347,11 @@ def test_train_cfg_job_prints_the_composed_config():
     assert (printed.dataset.name, printed.split.name, printed.optim.name) == ("msl", "sol", "adamw")
     assert printed.split.sol_range == {"train": [3, 181], "val": [182, 564], "test": [565, 1060]}
     assert "hydra" not in printed
+
+
+def test_help_argv_fills_only_missing_required_groups_and_only_for_help():
+    examples = {"dataset": "msl", "split": "sol"}
+    assert help_argv(["evaluate.py", "model=m.pt"], examples) == ["evaluate.py", "model=m.pt"]
+    assert help_argv(["evaluate.py", "--help"], examples) == ["evaluate.py", "--help", "dataset=msl", "split=sol"]
+    assert help_argv(["evaluate.py", "-h", "split=random"], examples) == ["evaluate.py", "-h", "split=random",
+                                                                          "dataset=msl"]

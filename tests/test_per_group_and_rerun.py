@@ -98,6 +98,17 @@ def test_evaluate_cli_needs_a_model_and_names_usage_errors(tmp_path):
 
 
 @pytest.mark.slow
+def test_evaluate_help_lists_groups_and_config_without_a_data_set(tmp_path):
+    done = evaluate_py(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "dataset= and split= are required" in done.stdout
+    assert "\nsplit: all, files, random, sol, source_image, source_image_cv\n" in done.stdout
+    assert "\n  name: msl\n" in done.stdout
+    done = evaluate_py(tmp_path, "--help", "dataset=sample_hirise")
+    assert done.returncode == 0 and "\n  name: sample_hirise\n" in done.stdout, done.stderr[-500:]
+
+
+@pytest.mark.slow
 def test_evaluate_cli_still_reads_model_uri_and_says_to_use_model(tmp_path):
     done = evaluate_py(tmp_path, f"model_uri={tmp_path}/gone.pt", "dataset=sample_hirise", "split=all",
                        "tracking=none")
