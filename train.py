@@ -4,11 +4,14 @@ All logic lives in ``deepmars.training``; the config in ``conf/``. Returns the b
 accuracy so Hydra sweepers (Optuna) can optimise it.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from deepmars.cli import run_cli, usage_exit_codes
 from deepmars.config import validate  # also registers ${deepmars_sample:...} and the schema defaults
+from deepmars.training.hydra_ranks import hydra_argv
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -21,5 +24,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = hydra_argv(sys.argv)  # under torchrun: one Hydra output folder (rank 0's), not one per process
     with usage_exit_codes():
         main()

@@ -111,6 +111,16 @@ class FeatureDtype(StrEnum):
     bfloat16 = "bfloat16"
 
 
+# trainer.device / device=: the form is checked with the config, whether this machine has it at start
+# (deepmars.devices.resolve_device).
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+PRECISIONS = ("32", "bf16", "16")
+
+
+def is_device(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()) is not None
+
+
 def _positive(value: Any) -> bool:
     return value is not None and value > 0
 
@@ -339,6 +349,11 @@ class TrainerConfig:
     progress: Progress = Progress.auto
     eval_splits: List[SplitName] = field(default_factory=lambda: [SplitName.train, SplitName.val, SplitName.test])
     eval_batch_size: int = 100
+    # auto (CUDA when present, else CPU), cpu, cuda, cuda:N; checked against the machine at start.
+    device: str = "auto"
+    # 32, bf16 or 16 (autocast); a string, as YAML's 32 and 16 are numbers.
+    precision: str = "32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         require(self.max_iters is not None or self.epochs is not None, "max_iters", None,
@@ -363,6 +378,9 @@ class TrainerConfig:
                 "true, or false with trainer.head_init=linear_probe (then only the head is trained, by the probe)")
         require(self.fine_tune or self.cache == Cache.memory, "cache", str(self.cache),
                 "memory when trainer.fine_tune is false (the probe reads decoded images)")
+        require(is_device(self.device), "device", self.device, DEVICE_FORMS)
+        self.precision = str(self.precision).lower()
+        require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
 
 
 @dataclass
@@ -418,8 +436,10 @@ class EvaluateConfig:
     num_workers: int = 0
     seed: int = 0
     output_dir: str = "evaluation"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        require(is_device(self.device), "device", self.device, DEVICE_FORMS)
         if self.model_uri:
             require(self.model in (None, "", self.model_uri), "model_uri", self.model_uri,
                     f"the same model as model= ({self.model!r}); model_uri= is model='s old name, set only model=")
@@ -476,7 +496,8 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 # Keys that do not change what is trained: they may differ when resuming.
 RUN_ONLY_KEYS = ("per_group", "trainer.resume", "trainer.progress", "trainer.threads", "trainer.num_workers",
-                 "trainer.checkpoint_dir", "tracking", "trainer.cache", "dataset.root")
+                 "trainer.checkpoint_dir", "tracking", "trainer.cache", "dataset.root", "trainer.device",
+                 "trainer.compile")
 
 
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
@@ -495,7 +516,7 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
 # Keys added to the schema after runs were checkpointed, with the value that reproduces the older
 # behaviour: left out of the identity at that value, so those checkpoints still resume.
 LATER_KEYS = {"dataset.classes.header": False, "dataset.classes.columns.id": 0, "dataset.classes.columns.name": 1,
-              "split.group_pattern": None}
+              "split.group_pattern": None, "trainer.precision": "32"}
 
 
 def training_identity(cfg: DictConfig) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from deepmars import tracking
 from deepmars.config import EvaluateConfig
 from deepmars.data.dataset import load_dataset
 from deepmars.data.root import resolve_root
+from deepmars.devices import resolve_device
 from deepmars.evaluation.apply import bundle_logits, decode_for, predictions_for
 from deepmars.evaluation.inputs import check_class_names
 from deepmars.evaluation.metrics import majority_class
@@ -46,8 +47,10 @@ def _checked(cfg: DictConfig) -> DictConfig:
 
 def evaluate_model(cfg: DictConfig) -> dict[str, float]:
     cfg = _checked(cfg)
+    device = resolve_device(cfg.get("device", "auto"), "device")
     experiment_id = tracking.setup(cfg.tracking)
     bundle = load_bundle(str(cfg.model), mlflow.get_tracking_uri() if experiment_id else None)
+    bundle.model.to(device)
     ds = load_dataset(cfg.dataset, resolve_root(cfg.dataset))
     check_class_names(bundle.class_names, ds.class_names)
     splits = make_splits(ds, cfg.split)

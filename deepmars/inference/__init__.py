@@ -1,6 +1,6 @@
 """What predict.py and landmarks.py classify share to turn images into catalog rows.
 
-- ``model``: a bundle made ready for inference (threads, eval mode, memory format), its catalog
+- ``model``: a bundle made ready for inference (device, threads, eval mode, memory format), its catalog
   record, calibrated probabilities of decoded images;
 - ``ranking``: probabilities -> predicted class, confidence and top-k, rounded as the catalog stores them;
 - ``files``: a file's identity (path, size, mtime, content hash) read from one open file;

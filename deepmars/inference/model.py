@@ -10,12 +10,14 @@ import numpy as np
 import torch
 
 from deepmars.catalog.rows import ModelInfo
+from deepmars.devices import model_device
 from deepmars.models.bundle import ModelBundle
 
 
 @contextlib.contextmanager
-def prepared(bundle: ModelBundle, threads: int | None) -> Iterator[ModelBundle]:
-    """Eval mode, channels_last, ``threads`` torch threads; the thread count is restored afterwards.
+def prepared(bundle: ModelBundle, threads: int | None, device: torch.device | None = None) -> Iterator[ModelBundle]:
+    """Eval mode, channels_last, on ``device`` (default: where it is), ``threads`` torch threads;
+    the thread count is restored afterwards.
 
     A library call leaves the process as it found it: a notebook that classifies one batch keeps
     its own thread setting.
@@ -24,7 +26,7 @@ def prepared(bundle: ModelBundle, threads: int | None) -> Iterator[ModelBundle]:
     if threads is not None:
         torch.set_num_threads(threads)
     bundle.model.eval()
-    bundle.model.to(memory_format=torch.channels_last)
+    bundle.model.to(device=device, memory_format=torch.channels_last)
     try:
         yield bundle
     finally:
@@ -43,5 +45,5 @@ def probabilities(bundle: ModelBundle, pixels: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # Arrays unpickled from a worker are read-only; preprocessing only reads them: no copy.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        batch = bundle.preprocess.eval_batch(pixels)
+        batch = bundle.preprocess.eval_batch(pixels, model_device(bundle.model))
     return bundle.predict_proba(batch)

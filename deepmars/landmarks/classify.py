@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -277,7 +278,7 @@ def run_classify(paths: Sequence[Path], settings: LandmarkSettings, opts: Classi
 
     ``unreadable``: the folders ``find_images`` could not read, reported with the run.
     """
-    with prepared(bundle, opts.threads):
+    with prepared(bundle, opts.threads, torch.device(opts.device)):
         summary = _run(paths, settings, opts, bundle, progress, unreadable or UnreadableFolders())
     print_summary(summary, out or sys.stdout)
     return summary

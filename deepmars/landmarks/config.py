@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Optional
 
-from deepmars.config import MODEL_FORMS
+from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
 from deepmars.schema import load, require
 
 BROWSE = "browse"
@@ -143,6 +143,7 @@ class LandmarksConfig:
     catalog: str = "catalog.sqlite"
     batch_size: int = 64
     threads: Optional[int] = 1
+    device: str = "auto"  # auto (the GPU when torch sees one, else the CPU), cpu, cuda, cuda:N
     min_confidence: float = 0.5
     count_confidence: float = 0.9
     top_k: int = 5
@@ -159,6 +160,7 @@ class LandmarksConfig:
         for key in ("min_count", "limit"):
             require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
+        require(is_device(self.device), "device", self.device, DEVICE_FORMS)
         for key in ("min_confidence", "count_confidence"):
             require(_in(getattr(self, key), 0.0, 1.0), key, getattr(self, key), "a number in [0, 1]")
         require(self.csv is None or self.csv.lower().endswith(".csv"), "csv", self.csv, "a file ending in .csv")

@@ -4,7 +4,7 @@ One flat config (``conf/landmarks/landmarks.yaml``, schema :class:`~deepmars.lan
 serves the three commands, as predict.py's does; each command reads only its keys:
 
 - detect:   input, output_dir, read/detect/crops/output (``config.settings_from_config``)
-- classify: those detector sections, input, model, catalog, tracking_uri, batch_size, threads,
+- classify: those detector sections, input, model, catalog, tracking_uri, batch_size, threads, device,
   min_confidence, count_confidence, top_k, force, crops_dir
 - query:    catalog, model (optional), tracking_uri, class, min_count, count_confidence, limit, csv
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepmars.devices import resolve_device
 from deepmars.landmarks.config import Command, config_of
 
 COMMANDS = tuple(c.value for c in Command)
@@ -36,6 +37,7 @@ class ClassifyOptions:
     top_k: int = 5
     force: bool = False
     crops_dir: Path | None = None
+    device: str = "cpu"  # resolved from device= (auto, cpu, cuda, cuda:N)
 
     def as_record(self) -> dict[str, Any]:
         """Plain values, logged in the catalog's runs table."""
@@ -74,7 +76,8 @@ def classify_options(cfg: Mapping[str, Any]) -> ClassifyOptions:
         input=tuple(c.input) if isinstance(c.input, list) else c.input, model=c.model,
         catalog=Path(c.catalog), tracking_uri=c.tracking_uri or None, batch_size=c.batch_size,
         threads=c.threads, min_confidence=float(c.min_confidence), count_confidence=float(c.count_confidence),
-        top_k=c.top_k, force=c.force, crops_dir=_path(c.crops_dir))
+        top_k=c.top_k, force=c.force, crops_dir=_path(c.crops_dir),
+        device=str(resolve_device(c.device, "device")))
 
 
 def query_options(cfg: Mapping[str, Any]) -> CountQueryOptions:

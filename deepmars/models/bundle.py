@@ -58,10 +58,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path: str | Path, model_id: str | None = None) -> "ModelBundle":
-        from deepmars.config import ModelConfig
-        from deepmars.models.factory import build_model
-        from deepmars.schema import load
-
+        """Read a bundle file on any machine: tensors saved from a GPU come back on the CPU."""
         path = Path(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,6 +66,15 @@ class ModelBundle:
             raise WeightsError(f"{path}: not a readable deepmars model file ({exc})") from None
         if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
             raise WeightsError(f"{path}: not a deepmars model file (expected format {BUNDLE_FORMAT!r})")
+        return cls.from_state(state, model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}")
+
+    @classmethod
+    def from_state(cls, state: dict, model_id: str) -> "ModelBundle":
+        """A bundle from ``to_state()``'s dict (how a bundle travels to worker processes)."""
+        from deepmars.config import ModelConfig
+        from deepmars.models.factory import build_model
+        from deepmars.schema import load
+
         spec = load(ModelConfig, state["model_cfg"], prefix="model")
         model, _ = build_model(spec, len(state["class_names"]), load_pretrained=False)
         model.load_state_dict(state["state_dict"])
@@ -76,15 +82,14 @@ class ModelBundle:
         return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),
                    preprocess=Preprocess.from_dict(state["preprocess"]),
                    temperature=float(state["temperature"]), dataset=dict(state.get("dataset", {})),
-                   model_id=model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}",
-                   tta=views_for(state.get("tta") or None))
+                   model_id=model_id, tta=views_for(state.get("tta") or None))
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
         """Calibrated posteriors for a preprocessed batch: softmax(z / temperature), where z is the
         network's logits, or with test-time views the log of their mean softmax (deepmars.models.tta)."""
         z = combine_views(self.model(expand_views(batch, self.tta)), len(self.tta))
-        return torch.softmax(z.float() / self.temperature, dim=1).numpy()
+        return torch.softmax(z.float() / self.temperature, dim=1).cpu().numpy()
 
 
 def file_digest(path: str | Path) -> str:

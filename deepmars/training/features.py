@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deepmars.data.transforms import Preprocess
+from deepmars.devices import model_device
 from deepmars.models.tta import expand_views
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,14 @@ def view_features(model: nn.Module, head: nn.Module, images: np.ndarray, pre: Pr
                   views: Sequence[str] = ("identity",), batch_size: int = 100, dtype: str = "float32") -> np.ndarray:
     """(N, V, D) float32: the head's input for each image and view (captured by a hook: any backbone)."""
     captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0].detach().float()))
+    hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0].detach().float().cpu()))
     autocast = DTYPES[dtype]
+    device = model_device(model)
     try:
         model.eval()
         for i in range(0, len(images), batch_size):
-            x = expand_views(pre.eval_batch(images[i:i + batch_size]), views)
-            with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            x = expand_views(pre.eval_batch(images[i:i + batch_size], device), views)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 model(x)
     finally:
         hook.remove()

@@ -6,6 +6,7 @@ The temperature fitted on validation logits is saved in the bundle, so a predict
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from pathlib import Path
@@ -33,8 +34,8 @@ BUNDLE_ARTIFACT = "bundle"
 
 
 def split_predictions(model, data: DecodedImages, pre, batch_size: int,
-                      views: tuple[str, ...] = ("identity",)) -> SplitPredictions:
-    logits = predict_logits(model, data.images, pre, batch_size, views).numpy().reshape(len(data), -1)
+                      views: tuple[str, ...] = ("identity",), precision: str = "32") -> SplitPredictions:
+    logits = predict_logits(model, data.images, pre, batch_size, views, precision).numpy().reshape(len(data), -1)
     return predictions_for(data, logits=logits)
 
 
@@ -72,7 +73,8 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
             data = train_data
         else:
             data = decode_split(cfg, splits[name], pre, name)
-        preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size), views)
+        preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size), views,
+                                        loop.precision)
     extra = {"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
              "failed_checkpoints": loop.state.failed_checkpoints,
              "unreadable_images_in_training": len({path for path, _ in loop.state.corrupt})}
@@ -116,6 +118,7 @@ def report_and_save(cfg: DictConfig, session, model: torch.nn.Module, ds: Labele
 def log_mlflow_model(model: torch.nn.Module, pre) -> None:
     """``runs:/<id>/model`` loads the network back with ``mlflow.pytorch.load_model``.
 
+    The pickled copy lives on the CPU, so it loads on a machine without the training run's GPU.
     Pickle format: MLflow 3's default (torch.export) needs a traced example and fails on some
     timm graphs, while the pickled module reloads anywhere deepmars (and timm) is installed.
     """
@@ -124,7 +127,7 @@ def log_mlflow_model(model: torch.nn.Module, pre) -> None:
     level = mlflow_log.level
     mlflow_log.setLevel(logging.ERROR)  # its pickle warning is the choice documented above
     try:
-        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", input_example=example)
+        mlflow.pytorch.log_model(copy.deepcopy(model).cpu(), name="model", serialization_format="pickle", input_example=example)
     finally:
         mlflow_log.setLevel(level)
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from deepmars.data.cache import DecodedImages
 from deepmars.data.transforms import Preprocess
+from deepmars.devices import model_device
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,12 @@ def penultimate_features(model: nn.Module, head: nn.Linear, images: np.ndarray, 
                          batch_size: int = 100) -> np.ndarray:
     """The head's input for each image (captured by a hook, so any backbone works)."""
     captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0].detach().float()))
+    hook = head.register_forward_hook(lambda module, args, out: captured.append(args[0].detach().float().cpu()))
+    device = model_device(model)
     try:
         model.eval()
         for i in range(0, len(images), batch_size):
-            model(pre.eval_batch(images[i:i + batch_size]))
+            model(pre.eval_batch(images[i:i + batch_size], device))
     finally:
         hook.remove()
     return torch.cat(captured).reshape(len(images), -1).numpy()

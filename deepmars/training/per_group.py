@@ -20,10 +20,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deepmars import tracking
 from deepmars.config import validate
 from deepmars.data.cache import DecodedImages
+from deepmars.devices import resolve_device
 from deepmars.evaluation import SplitPredictions, route_by_group, softmax, write_report
 from deepmars.evaluation.apply import bundle_logits, decode_for, predictions_for
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.loading import load_bundle
+from deepmars.training.distributed import from_environment
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def train_per_group(cfg: DictConfig) -> float:
 
     cfg = validate(cfg)
     pg = cfg.per_group
-    experiment_id = tracking.setup(cfg.tracking)
+    main = from_environment().is_main  # under torchrun, process 0 alone tracks and reports
+    experiment_id = tracking.setup(cfg.tracking) if main else None
     client = MlflowClient() if experiment_id else None
     parent_id = None
     if client:
@@ -70,7 +73,10 @@ def train_per_group(cfg: DictConfig) -> float:
         for value in pg.groups:
             child = _child_cfg(cfg, str(value), parent_id)
             train(child)
-            bundles[str(value)] = ModelBundle.load(Path(child.trainer.checkpoint_dir) / "model.pt")
+            if main:
+                bundles[str(value)] = ModelBundle.load(Path(child.trainer.checkpoint_dir) / "model.pt")
+        if not main:
+            return float("nan")
         metrics = _combined_report(cfg, bundles, client, parent_id)
         status = "FINISHED"
         return float(metrics.get("val_acc", float("nan")))
@@ -86,6 +92,9 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     from deepmars.training.run import load_and_split
 
     _, splits = load_and_split(cfg)
+    device = resolve_device(cfg.trainer.device, "trainer.device")
+    for bundle in bundles.values():
+        bundle.model.to(device)
     first = next(iter(bundles.values()))
     batch = int(cfg.trainer.eval_batch_size)
     field = str(cfg.per_group.field)
@@ -94,6 +103,7 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     compare = {}
     if cfg.per_group.compare_model:
         single = load_bundle(str(cfg.per_group.compare_model), cfg.tracking.uri and tracking.resolve_uri(str(cfg.tracking.uri)))
+        single.model.to(device)
         # The single model sees images through its own preprocessing (its input size may differ);
         # the images already decoded are reused when it is the same.
         own = data if single.preprocess == first.preprocess else {

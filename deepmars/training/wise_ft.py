@@ -40,7 +40,7 @@ def interpolate(start: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Ten
     out = {}
     for k, t in tuned.items():
         if t.is_floating_point():
-            out[k] = torch.lerp(start[k].to(t.dtype), t, alpha)
+            out[k] = torch.lerp(start[k].to(t), t, alpha)  # the start is read back on the CPU
         else:
             out[k] = t.clone()
     return out
