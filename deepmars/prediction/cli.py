@@ -63,6 +63,12 @@ def _predict(cfg: Mapping) -> int:
 
     opts = options.predict_options(cfg)
     input_kind(opts.input)  # a missing input fails before the model is loaded
+    if opts.engine == "ray":
+        from deepmars.prediction.ray_engine import import_ray, ray_settings, run_predict_ray
+
+        settings = ray_settings(cfg)
+        import_ray()  # Ray missing: a usage error with the pip command, before the model is loaded
+        return run_predict_ray(opts, settings, load_bundle(opts.model, opts.tracking_uri)).exit_code
     bundle = load_bundle(opts.model, opts.tracking_uri)
     return run_predict(opts, bundle).exit_code
 

@@ -5,8 +5,8 @@ One flat config (``conf/predict/predict.yaml``) serves four commands, so a user 
 :class:`PredictConfig` (types, Enum choices, ranges; checked by :mod:`deepmars.schema`); the
 functions below turn it into what each command reads:
 
-- predict: input, model, catalog, tracking_uri, batch_size, num_workers, threads, min_confidence,
-  top_k, force, shard
+- predict: input, model, catalog, tracking_uri, batch_size, num_workers, threads, device, min_confidence,
+  top_k, force, shard, engine, ray.* (engine=ray)
 - query:   catalog, model (optional filter), class, min_confidence, instrument, sol, limit
 - export:  the query filters, output (.csv or .parquet), table
 - merge:   input (catalogs: a glob or a list), catalog (the merged output)
@@ -21,7 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Optional
 
-from deepmars.config import MODEL_FORMS
+from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
+from deepmars.devices import resolve_device
 from deepmars.errors import ConfigError
 from deepmars.prediction.inputs import Shard
 from deepmars.schema import load, require
@@ -42,6 +43,11 @@ class Table(StrEnum):
 
 COMMANDS = tuple(c.value for c in Command)
 TABLES = tuple(t.value for t in Table)
+
+
+class Engine(StrEnum):
+    local = "local"  # this process classifies; num_workers processes decode
+    ray = "ray"  # a Ray Data job (deepmars.prediction.ray_engine)
 EXPORT_SUFFIXES = (".csv", ".parquet")
 MERGE_INPUT = ("the shard catalogs, as a glob (input='catalog.shard-*-of-4.sqlite') "
                "or a list (input=[a.sqlite,b.sqlite])")
@@ -64,6 +70,31 @@ def _sol_range(value: Any) -> tuple[int, int] | None:
 
 
 @dataclass
+class RayConfig:
+    """``ray.*``: where the Ray Data job runs and how its work is spread (engine=ray)."""
+
+    address: Optional[str] = None  # an existing cluster ("auto", "ray://head:10001"); null: a local Ray
+    num_cpus: Optional[int] = None  # local Ray only: logical CPUs (null: all)
+    num_gpus: Optional[int] = None  # local Ray only: GPUs (null: all)
+    workers: int = 1  # classifier actors, each holding the model once
+    gpus_per_worker: Any = "auto"  # auto: 1 where the cluster has GPUs, else 0
+    cpus_per_worker: float = 1.0
+    decode_cpus: float = 1.0  # CPUs reserved per decode task
+    window: int = 100_000  # paths per Ray Data execution: bounds the driver's memory
+
+    def __post_init__(self) -> None:
+        for key in ("workers", "window"):
+            require(_is_int(getattr(self, key)) and getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
+        require(self.num_cpus is None or self.num_cpus >= 1, "num_cpus", self.num_cpus, "an integer >= 1 or null")
+        require(self.num_gpus is None or self.num_gpus >= 0, "num_gpus", self.num_gpus, "an integer >= 0 or null")
+        gpus = self.gpus_per_worker
+        require(gpus == "auto" or (isinstance(gpus, (int, float)) and not isinstance(gpus, bool) and gpus >= 0),
+                "gpus_per_worker", gpus, "auto or a number >= 0")
+        require(self.cpus_per_worker >= 0, "cpus_per_worker", self.cpus_per_worker, "a number >= 0")
+        require(self.decode_cpus > 0, "decode_cpus", self.decode_cpus, "a number > 0")
+
+
+@dataclass
 class PredictConfig:
     """conf/predict/predict.yaml: every key of every command, with its type and allowed values."""
 
@@ -79,6 +110,9 @@ class PredictConfig:
     top_k: int = 5
     force: bool = False
     shard: Optional[str] = None
+    device: str = "auto"
+    engine: Engine = Engine.local
+    ray: RayConfig = field(default_factory=RayConfig)
     class_name: Optional[str] = field(default=None, metadata={"key": "class"})
     instrument: Optional[str] = None
     sol: Any = None
@@ -94,6 +128,7 @@ class PredictConfig:
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
         require(0.0 <= self.min_confidence <= 1.0, "min_confidence", self.min_confidence, "a number in [0, 1]")
         require(bool(self.catalog), "catalog", self.catalog, "a file path")
+        require(is_device(self.device), "device", self.device, DEVICE_FORMS)
         _sol_range(self.sol)
         Shard.parse(self.shard)
         if self.command == Command.predict:
@@ -128,6 +163,9 @@ class PredictOptions:
     top_k: int = 5
     force: bool = False
     shard: Shard | None = None
+    # engine=local: the device= setting resolved on this machine; engine=ray: as given, for each worker.
+    device: str = "cpu"
+    engine: str = "local"  # local: this process and its decode workers; ray: a Ray Data job
 
     def as_record(self) -> dict:
         """The options as plain values, logged in the catalog's runs table."""
@@ -172,10 +210,13 @@ def predict_options(cfg: Mapping) -> PredictOptions:
     if shard is not None:
         # Each shard writes its own file, so shards never contend for one catalog's write lock.
         catalog = catalog.with_name(f"{catalog.stem}.{shard.label}{catalog.suffix}")
+    # engine=ray: each worker resolves device= on its own machine; here only its form was checked.
+    device = c.device if c.engine == Engine.ray else str(resolve_device(c.device, "device"))
     return PredictOptions(
         input=c.input, model=c.model, catalog=catalog, tracking_uri=c.tracking_uri or None,
         batch_size=c.batch_size, num_workers=c.num_workers, threads=c.threads,
-        min_confidence=float(c.min_confidence), top_k=c.top_k, force=c.force, shard=shard)
+        min_confidence=float(c.min_confidence), top_k=c.top_k, force=c.force, shard=shard,
+        device=device, engine=c.engine.value)
 
 
 def query_options(cfg: Mapping) -> QueryOptions:

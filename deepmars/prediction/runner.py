@@ -16,8 +16,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
+import numpy as np
+
+import torch
 from tqdm import tqdm
 
 from deepmars.catalog import Catalog, ErrorRow, PredictionRow, utc_now
@@ -67,19 +70,29 @@ class RunSummary:
         self.abstained[predicted_class] += int(abstained)
 
 
+# How a run's pending images become catalog rows: (catalog, options, bundle, summary, progress).
+Classify = Callable[[Catalog, PredictOptions, ModelBundle, RunSummary, bool], None]
+
 
 def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = None,
-                progress: bool = True) -> RunSummary:
-    """Classify every new or changed image of ``opts.input`` into ``opts.catalog``."""
+                progress: bool = True, classify: Classify | None = None) -> RunSummary:
+    """Classify every new or changed image of ``opts.input`` into ``opts.catalog``.
+
+    ``classify`` replaces this process's pipeline (decode workers + inference here) by another
+    engine's (``prediction.ray_engine``); the catalog, run record and summary stay the same.
+    """
     out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
-    with prepared(bundle, opts.threads):
-        summary = _run(opts, bundle, progress)
+    if classify is None:
+        with prepared(bundle, opts.threads, torch.device(opts.device)):
+            summary = _run(opts, bundle, progress, classify_chunks)
+    else:
+        summary = _run(opts, bundle, progress, classify)
     print_summary(summary, out)
     return summary
 
 
-def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool) -> RunSummary:
+def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool, classify: Classify) -> RunSummary:
     """Open the catalog, log the run, classify, and mark the run finished (a crash leaves it open)."""
     summary = RunSummary(catalog=opts.catalog, model_id=bundle.model_id)
     started = time.perf_counter()
@@ -87,32 +100,36 @@ def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool) -> RunSummar
         catalog.register_model(model_info(bundle))
         shard = None if opts.shard is None else opts.shard.label
         run_id = catalog.start_run(bundle.model_id, opts.input, shard, opts.as_record())
-        _classify(catalog, opts, bundle, summary, progress)
+        classify(catalog, opts, bundle, summary, progress)
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(run_id, summary.classified, summary.reused, summary.skipped, summary.failed,
                            summary.exit_code)
     return summary
 
 
-def _classify(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
-              progress: bool) -> None:
+def progress_bar(total: int, progress: bool) -> tqdm:
+    # In a log file (no terminal) a line every 30 s, not a carriage-return stream.
+    return tqdm(total=total, unit="img", desc="predict", disable=not progress, smoothing=0.1,
+                mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+
+
+def classify_chunks(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
+                    progress: bool) -> None:
     """Pending paths -> chunks decoded in workers -> inference -> one transaction per chunk."""
     summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
     settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
                               catalog_path=str(opts.catalog), model_id=bundle.model_id, reuse=not opts.force)
-    # In a log file (no terminal) a line every 30 s, not a carriage-return stream.
-    bar = tqdm(total=summary.total, unit="img", desc="predict", disable=not progress, smoothing=0.1,
-               mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+    bar = progress_bar(summary.total, progress)
     store = PredictionStore(catalog, bundle.model_id)
     with DecodePool(settings, opts.num_workers) as pool, bar:
-        todo = _pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
-        for chunk in pool.map(_chunks(todo, opts.batch_size)):
-            predictions, errors = _chunk_rows(chunk, bundle, store, settings, opts, summary)
+        todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
+        for chunk in pool.map(chunks(todo, opts.batch_size)):
+            predictions, errors = chunk_rows(chunk, bundle, store, settings, opts, summary)
             store.write_batch(predictions, errors)
             bar.update(len(chunk.items))
 
 
-def _pending(store: PredictionStore, paths: Iterable[str], force: bool, summary: RunSummary,
+def pending(store: PredictionStore, paths: Iterable[str], force: bool, summary: RunSummary,
              bar: tqdm) -> Iterator[str]:
     """Paths that need work: not in the catalog for this model with the same size and mtime.
 
@@ -137,20 +154,23 @@ def _pending(store: PredictionStore, paths: Iterable[str], force: bool, summary:
         yield from (p for p in block if p not in done)
 
 
-def _chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
+def chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
     it = iter(paths)
     while chunk := list(islice(it, size)):
         yield chunk
 
 
-def _chunk_rows(chunk: Chunk, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
-                opts: PredictOptions, summary: RunSummary) -> tuple[list[PredictionRow], list[ErrorRow]]:
-    """Catalog rows for one chunk: infer the decoded images, copy known content, record failures."""
+def chunk_rows(chunk: Chunk, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
+               opts: PredictOptions, summary: RunSummary,
+               probs: np.ndarray | None = None) -> tuple[list[PredictionRow], list[ErrorRow]]:
+    """Catalog rows for one chunk: infer the decoded images (unless ``probs`` holds their calibrated
+    probabilities already, in ``decoded_index`` order), copy known content, record failures."""
     now = utc_now()
     predictions: list[PredictionRow] = []
     errors: list[ErrorRow] = []
-    if chunk.pixels is not None:
+    if probs is None and chunk.pixels is not None:
         probs = probabilities(bundle, chunk.pixels)
+    if chunk.decoded_index:
         for i, row_probs in zip(chunk.decoded_index, probs):
             ranked = rank(row_probs, bundle.class_names, opts.top_k)
             predictions.append(_prediction_row(chunk.items[i], bundle.model_id, ranked, opts, now, summary))

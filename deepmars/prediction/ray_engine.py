@@ -1,0 +1,195 @@
+"""``predict.py engine=ray``: the predict pipeline as a Ray Data job, on one machine or a cluster.
+
+paths -> decode + hash (``map_batches`` CPU tasks running ``decode.process_path``, as predict.py's
+workers do) -> classify (``map_batches`` with an actor pool: each actor holds the model once,
+with a GPU where the cluster has them, and runs ``inference.model.probabilities``) -> rows written
+by the driver into the same SQLite catalog, one transaction per batch, through the same code as
+a single-process run (``runner.chunk_rows``).
+
+What stays with the driver: the catalog. It lists the input, skips files this model already
+classified (unchanged size and mtime, as predict.py), and writes every batch as it arrives, so a
+killed job, run again, gives the catalog of an uninterrupted one. Workers never open the catalog
+(on a cluster they need only the images and deepmars): a file whose content this model already
+classified under another path is decoded and classified anyway, and the driver then copies the
+stored prediction, exactly as predict.py's reuse does.
+
+The paths go to Ray ``ray.window`` at a time, so the driver's memory does not grow with the
+archive; each window is one Ray Data execution (its actor pool loads the model once per actor).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from deepmars.catalog import Catalog
+from deepmars.catalog.predictions import PredictionStore
+from deepmars.devices import resolve_device
+from deepmars.errors import ConfigError
+from deepmars.inference.model import probabilities
+from deepmars.models.bundle import ModelBundle
+from deepmars.prediction.decode import Chunk, DecodeSettings, Item, Status, process_path
+from deepmars.prediction.inputs import count_inputs, iter_inputs
+from deepmars.prediction.options import PredictOptions, RayConfig, config_of
+from deepmars.prediction.runner import RunSummary, chunk_rows, chunks, pending, progress_bar
+
+log = logging.getLogger(__name__)
+
+PIP_COMMAND = "pip install 'deepmars[ray]'"
+# A decode worker process with deepmars imported (numpy, PIL, torch) holds ~370 MiB (measured with
+# Ray 2.60); its batch of decoded arrays comes on top.
+DECODE_WORKER_MEMORY = 512 * 2**20
+
+
+def ray_settings(cfg: Mapping) -> RayConfig:
+    """The validated ``ray.*`` keys of predict.py's config."""
+    return config_of(cfg).ray
+
+
+def import_ray():
+    """Ray itself, or a usage error that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the Data library is a separate extra of ray
+    except ImportError:
+        raise ConfigError(f"engine=ray needs Ray Data, which is not installed: {PIP_COMMAND}") from None
+    return ray
+
+
+# ----------------------------------------------------------------------- worker side (Ray processes)
+def decode_batch(batch: dict[str, np.ndarray], settings: DecodeSettings) -> dict[str, np.ndarray]:
+    """Ray task: hash + decode each path (``process_path``, never raises for a bad file)."""
+    pre = settings.preprocess
+    paths = [os.fsdecode(p) for p in batch["path"]]
+    pixels = np.zeros((len(paths), pre.resize, pre.resize, pre.channels), dtype=np.uint8)
+    items, decoded = [], np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        item, array = process_path(path, settings)
+        if array is not None:
+            pixels[i], decoded[i] = array, True
+        items.append(json.dumps({**asdict(item), "status": item.status.value}))
+    return {"item": np.array(items, dtype=object), "decoded": decoded, "pixels": pixels}
+
+
+class Classifier:
+    """Ray actor: the model, built once from the driver's bundle, on this actor's device."""
+
+    def __init__(self, state_ref: list, model_id: str, threads: int | None, device: str):
+        import ray
+
+        self.bundle = ModelBundle.from_state(ray.get(state_ref[0]), model_id)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        # "auto" here means the GPU Ray gave this actor, if any (CUDA_VISIBLE_DEVICES is set per actor).
+        self.bundle.model.to(device=resolve_device(device), memory_format=torch.channels_last).eval()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        decoded = batch["decoded"].astype(bool)
+        probs = np.full((len(decoded), len(self.bundle.class_names)), np.nan, dtype=np.float32)
+        if decoded.any():
+            probs[decoded] = probabilities(self.bundle, batch["pixels"][decoded])
+        return {"item": batch["item"], "decoded": decoded, "probs": probs}
+
+
+# ------------------------------------------------------------------------------------- driver side
+class RayEngine:
+    """Connects to (or starts) Ray for one predict run; ``classify`` plugs into ``run_predict``."""
+
+    def __init__(self, settings: RayConfig, device_spec: str = "auto"):
+        self.settings, self.device_spec = settings, device_spec
+        self.ray = import_ray()
+        self._started = False
+
+    def __enter__(self) -> "RayEngine":
+        if not self.ray.is_initialized():
+            s = self.settings
+            if s.address:
+                self.ray.init(address=s.address)
+            else:
+                self.ray.init(num_cpus=s.num_cpus, num_gpus=s.num_gpus, include_dashboard=False)
+            self._started = True
+        ctx = self.ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the run has its own progress bar and summary
+        # Ray Data's per-execution INFO lines (one set per window) would bury the run's own output.
+        self._data_log = logging.getLogger("ray.data")
+        self._data_level = self._data_log.level
+        self._data_log.setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._data_log.setLevel(self._data_level)
+        if self._started:
+            self.ray.shutdown()
+
+    def gpus_per_worker(self) -> float:
+        if self.settings.gpus_per_worker != "auto":
+            return float(self.settings.gpus_per_worker)
+        return 1.0 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+    def classify(self, catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
+                 progress: bool) -> None:
+        """Pending paths, a window at a time, through Ray; each returned batch is one transaction."""
+        summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
+        decode = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
+                                catalog_path="", model_id=bundle.model_id, reuse=False)
+        state_ref = [self.ray.put(bundle.to_state())]
+        store = PredictionStore(catalog, bundle.model_id)
+        with progress_bar(summary.total, progress) as bar:
+            todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
+            for window in chunks(todo, self.settings.window):
+                for batch in self._pipeline(window, decode, state_ref, opts, bundle).iter_batches(
+                        batch_size=None, batch_format="numpy"):
+                    chunk, probs = _chunk_of(batch, store, opts.force)
+                    predictions, errors = chunk_rows(chunk, bundle, store, decode, opts, summary, probs)
+                    store.write_batch(predictions, errors)
+                    bar.update(len(chunk.items))
+
+    def _pipeline(self, paths: list[str], decode: DecodeSettings, state_ref: list, opts: PredictOptions,
+                  bundle: ModelBundle):
+        s = self.settings
+        # One block per batch: decode tasks (and so actors) get work in parallel from the start.
+        # Paths travel as bytes: a file name that is not UTF-8 is still a file to classify (or to
+        # report), and Arrow's strings must be UTF-8.
+        ds = self.ray.data.from_items([{"path": os.fsencode(p)} for p in paths],
+                                      override_num_blocks=max(1, -(-len(paths) // opts.batch_size)))
+        # A decode task's memory is stated for the scheduler; that also keeps Ray Data from fusing
+        # decoding into the classifier actors (it fuses map stages with equal resource requests),
+        # where a GPU would wait while its actor decodes.
+        pre = bundle.preprocess
+        memory = DECODE_WORKER_MEMORY + 2 * opts.batch_size * pre.resize * pre.resize * pre.channels
+        ds = ds.map_batches(decode_batch, fn_kwargs={"settings": decode}, batch_size=opts.batch_size,
+                            batch_format="numpy", num_cpus=s.decode_cpus, memory=memory)
+        return ds.map_batches(Classifier, fn_constructor_kwargs={"state_ref": state_ref, "model_id": bundle.model_id,
+                                                                 "threads": opts.threads, "device": self.device_spec},
+                              batch_size=opts.batch_size, batch_format="numpy",
+                              compute=self.ray.data.ActorPoolStrategy(size=s.workers),
+                              num_cpus=s.cpus_per_worker, num_gpus=self.gpus_per_worker())
+
+
+def _chunk_of(batch: dict[str, np.ndarray], store: PredictionStore, force: bool) -> tuple[Chunk, np.ndarray]:
+    """A returned Ray batch as the runner's Chunk; content already in the catalog becomes KNOWN."""
+    items, keep = [], []
+    for i, text in enumerate(batch["item"]):
+        fields = json.loads(text)
+        item = Item(**{**fields, "status": Status(fields["status"])})
+        if item.status is Status.DECODED and not force and store.known(item.sha256) is not None:
+            item.status = Status.KNOWN
+        elif item.status is Status.DECODED:
+            keep.append(i)
+        items.append(item)
+    return Chunk(items=items, decoded_index=keep), batch["probs"][keep]
+
+
+def run_predict_ray(opts: PredictOptions, settings: RayConfig, bundle: ModelBundle, out=None,
+                    progress: bool = True) -> RunSummary:
+    """``run_predict`` with the Ray engine (started here unless Ray already runs in this process)."""
+    from deepmars.prediction.runner import run_predict
+
+    with RayEngine(settings, opts.device) as engine:
+        return run_predict(opts, bundle, out, progress, classify=engine.classify)

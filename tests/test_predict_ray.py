@@ -1,0 +1,140 @@
+"""``predict.py engine=ray``: the same catalog as predict.py's single process, on a local Ray.
+
+Ray runs with 2 CPUs and no dashboard (``ray.init(num_cpus=2, include_dashboard=False)``), started
+once for the module and shut down after it; the images are the predict tests' tiny MSL-named
+JPEGs, the bad files every predict run must survive, and a copy of one image under another name
+(content this model has already classified, reused by hash).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepmars.catalog.predictions import PredictionStore
+from deepmars.errors import ConfigError
+from deepmars.models.loading import load_bundle
+from deepmars.prediction import cli
+from deepmars.prediction.ray_engine import PIP_COMMAND, RaySettings, ray_settings, run_predict_ray
+from deepmars.prediction.runner import run_predict
+from test_predict_fixtures import (bad_files, options, predict_config, run_predict_py, table_rows, tiny_bundle,
+                                   write_files, write_images)
+
+TABLES = ("predictions", "errors")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(image folder, model, the single-process catalog of that folder)."""
+    root = tmp_path_factory.mktemp("ray")
+    folder = root / "images"
+    first = write_images(folder, 30)[0]
+    write_files(folder, bad_files())
+    shutil.copyfile(first, folder / "copy_of_the_first.JPG")
+    model = tiny_bundle(root / "model.pt")
+    reference = root / "single.sqlite"
+    summary = run_predict(options(folder, model, reference), load_bundle(str(model)), progress=False)
+    assert (summary.classified, summary.reused, summary.failed) == (30, 1, 6)
+    return folder, model, reference
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+# --------------------------------------------------------------------------------- settings
+def test_ray_settings_defaults_and_mistakes():
+    settings = ray_settings(predict_config("engine=ray"))
+    assert settings == RaySettings()
+    assert ray_settings(predict_config("ray.gpus_per_worker=0.5", "ray.workers=4")).gpus_per_worker == 0.5
+    with pytest.raises(ConfigError, match=r"ray.workers: expected an integer >= 1, got 0"):
+        ray_settings(predict_config("ray.workers=0"))
+    with pytest.raises(ConfigError, match=r"ray.gpus_per_worker: expected a number >= 0 or auto, got 'many'"):
+        ray_settings(predict_config("ray.gpus_per_worker=many"))
+    with pytest.raises(ConfigError, match=r"ray.decode_cpus: expected a number > 0"):
+        ray_settings(predict_config("ray.decode_cpus=0"))
+    with pytest.raises(ConfigError, match=r"ray.adress: unknown key; allowed keys: address, "):
+        ray_settings(predict_config("+ray.adress=auto"))
+
+
+def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
+    code = cli.main(predict_config(f"input={tmp_path}", f"model={tmp_path}/no_model.pt", "engine=ray",
+                                   f"catalog={tmp_path}/c.sqlite"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "engine=ray needs Ray Data" in err and PIP_COMMAND in err
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_engine_must_be_local_or_ray():
+    from deepmars.prediction.options import predict_options
+
+    with pytest.raises(ConfigError, match="engine: 'spark' is not one of local, ray"):
+        predict_options(predict_config("input=x", "model=m.pt", "engine=spark"))
+
+
+# ------------------------------------------------------------------------------ on a local Ray
+@pytest.mark.slow
+def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(scene, tmp_path):
+    folder, model, reference = scene
+    catalog = tmp_path / "ray.sqlite"
+    done = run_predict_py(f"input={folder}", f"model={model}", f"catalog={catalog}", "engine=ray",
+                          "ray.num_cpus=2", "ray.cpus_per_worker=0.5", "ray.decode_cpus=0.5", "batch_size=8",
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 3, done.stderr[-3000:]  # bad files: done, some failed
+    assert "classified 30, reused by content hash 1, skipped as already done 0, failed 6" in done.stdout
+    for table in TABLES:
+        assert table_rows(catalog, table) == table_rows(reference, table), table
+
+
+@pytest.mark.slow
+def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_path):
+    folder, model, reference = scene
+    catalog = tmp_path / "ray.sqlite"
+    settings = RaySettings(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
+    summary = run_predict_ray(options(folder, model, catalog), settings, load_bundle(str(model)), progress=False)
+    assert (summary.classified, summary.reused, summary.skipped, summary.failed) == (30, 1, 0, 6)
+    assert summary.exit_code == 3
+    for table in TABLES:
+        assert table_rows(catalog, table) == table_rows(reference, table), table
+    again = run_predict_ray(options(folder, model, catalog), settings, load_bundle(str(model)), progress=False)
+    assert (again.classified, again.skipped) == (0, 31)  # incremental: unchanged files are not read
+    assert local_ray.is_initialized()  # a Ray the caller started is left running
+
+
+@pytest.mark.slow
+def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local_ray, tmp_path, monkeypatch):
+    folder, model, reference = scene
+    catalog = tmp_path / "ray.sqlite"
+    settings = RaySettings(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
+    write_batch = PredictionStore.write_batch
+    calls = []
+
+    def killed_after_two_batches(self, predictions, errors):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(predictions) + len(errors))
+        write_batch(self, predictions, errors)
+
+    monkeypatch.setattr(PredictionStore, "write_batch", killed_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        run_predict_ray(options(folder, model, catalog, batch_size=8), settings, load_bundle(str(model)),
+                        progress=False)
+    monkeypatch.setattr(PredictionStore, "write_batch", write_batch)
+    written = sum(len(table_rows(catalog, t)) for t in TABLES)
+    assert written == sum(calls) and 0 < written < 37  # two whole batches committed, nothing else
+
+    summary = run_predict_ray(options(folder, model, catalog, batch_size=8), settings, load_bundle(str(model)),
+                              progress=False)
+    assert summary.skipped == len(table_rows(catalog, "predictions")) - summary.classified - summary.reused
+    for table in TABLES:
+        assert table_rows(catalog, table) == table_rows(reference, table), table
