@@ -227,3 +227,20 @@ def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path):
     after = final_weights(killed)
     for k in reference:  # same process count, same order of every sum: exactly equal
         assert torch.equal(after[k], reference[k]), k
+
+
+@pytest.mark.slow
+def test_per_instrument_models_train_under_torchrun_in_one_process_group(tmp_path):
+    """Process 1 finishes each model before process 0 (which evaluates it) and starts the next one:
+    with a process group per model it re-joined while process 0 still held the old one and failed."""
+    proc = _torchrun(tmp_path, "dataset=sample_msl", "split=sol", "experiment=mslnet_inst", "trainer.max_iters=3",
+                     "trainer.batch_size=8", "trainer.head_init=random", "trainer.class_balance=none",
+                     tmpdir=tmp_path)
+    _, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr[-4000:]
+    all_runs = runs(tmp_path)
+    parents = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "per_group"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(c.data.tags["mlflow.runName"] for c in children) == ["instrument=MH", "instrument=ML", "instrument=MR"]
+    assert all(c.info.status == "FINISHED" for c in children)

@@ -25,7 +25,7 @@ from deepmars.evaluation import SplitPredictions, route_by_group, softmax, write
 from deepmars.evaluation.apply import bundle_logits, decode_for, predictions_for
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.loading import load_bundle
-from deepmars.training.distributed import from_environment
+from deepmars.training.distributed import from_environment, process_group
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,22 @@ def _single(bundle: ModelBundle, data: DecodedImages, batch: int) -> SplitPredic
 
 
 def train_per_group(cfg: DictConfig) -> float:
-    """Train one model per ``per_group.groups`` value, report the routed combination; returns its val acc."""
-    from deepmars.training.run import load_and_split, train
+    """Train one model per ``per_group.groups`` value, report the routed combination; returns its val acc.
 
+    Under torchrun the processes share one process group for all the models: the others go on to
+    the next model while process 0 evaluates the last one, and meet it at the next model's start.
+    """
     cfg = validate(cfg)
+    dist = from_environment()
+    with process_group(dist, resolve_device(cfg.trainer.device, "trainer.device")):
+        return _train_groups(cfg, dist.is_main)
+
+
+def _train_groups(cfg: DictConfig, main: bool) -> float:
+    from deepmars.training.run import train
+
     pg = cfg.per_group
-    main = from_environment().is_main  # under torchrun, process 0 alone tracks and reports
-    experiment_id = tracking.setup(cfg.tracking) if main else None
+    experiment_id = tracking.setup(cfg.tracking) if main else None  # process 0 alone tracks and reports
     client = MlflowClient() if experiment_id else None
     parent_id = None
     if client:
