@@ -85,7 +85,7 @@ def main() -> None:
         try:
             for workers in (int(w) for w in args.workers.split(",")):
                 share = min(1.0, args.cpus / (workers + 1))
-                settings = RaySettings(workers=workers, cpus_per_worker=share, decode_cpus=share)
+                settings = RayConfig(workers=workers, cpus_per_worker=share, decode_cpus=share)
                 name = f"ray{workers}"
                 summary = run_predict_ray(opts(name), settings, load_bundle(str(bundle_path)),
                                           out=open(os.devnull, "w"), progress=False)

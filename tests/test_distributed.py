@@ -33,7 +33,8 @@ from torch import nn
 from deepmars.errors import ConfigError
 from deepmars.training.batchnorm import CrossProcessBatchNorm2d, CrossProcessBatchNormAct2d, convert_batchnorm
 from deepmars.training.checkpoint import LATEST, load_checkpoint
-from deepmars.training.distributed import Distributed, GlobalBatchLoss, hydra_argv, unwrap
+from deepmars.training.distributed import Distributed, GlobalBatchLoss, unwrap
+from deepmars.training.hydra_ranks import hydra_argv
 from deepmars.training.run import train
 from test_training import ROOT, compose_cfg, final_weights, overrides_for, runs
 

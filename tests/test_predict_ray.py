@@ -8,6 +8,7 @@ JPEGs, the bad files every predict run must survive, and a copy of one image und
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from deepmars.catalog.predictions import PredictionStore
 from deepmars.errors import ConfigError
 from deepmars.models.loading import load_bundle
 from deepmars.prediction import cli
-from deepmars.prediction.ray_engine import PIP_COMMAND, RaySettings, ray_settings, run_predict_ray
+from deepmars.prediction.options import RayConfig
+from deepmars.prediction.ray_engine import PIP_COMMAND, ray_settings, run_predict_ray
 from deepmars.prediction.runner import run_predict
 from test_predict_fixtures import (bad_files, options, predict_config, run_predict_py, table_rows, tiny_bundle,
                                    write_files, write_images)
@@ -52,17 +54,18 @@ def local_ray():
 
 # --------------------------------------------------------------------------------- settings
 def test_ray_settings_defaults_and_mistakes():
-    settings = ray_settings(predict_config("engine=ray"))
-    assert settings == RaySettings()
-    assert ray_settings(predict_config("ray.gpus_per_worker=0.5", "ray.workers=4")).gpus_per_worker == 0.5
-    with pytest.raises(ConfigError, match=r"ray.workers: expected an integer >= 1, got 0"):
-        ray_settings(predict_config("ray.workers=0"))
-    with pytest.raises(ConfigError, match=r"ray.gpus_per_worker: expected a number >= 0 or auto, got 'many'"):
-        ray_settings(predict_config("ray.gpus_per_worker=many"))
-    with pytest.raises(ConfigError, match=r"ray.decode_cpus: expected a number > 0"):
-        ray_settings(predict_config("ray.decode_cpus=0"))
-    with pytest.raises(ConfigError, match=r"ray.adress: unknown key; allowed keys: address, "):
-        ray_settings(predict_config("+ray.adress=auto"))
+    base = ("input=x", "model=m.pt")
+    assert ray_settings(predict_config(*base, "engine=ray")) == RayConfig()
+    assert ray_settings(predict_config(*base, "ray.gpus_per_worker=0.5", "ray.workers=4")).gpus_per_worker == 0.5
+    for override, message in [
+        ("ray.workers=0", "ray.workers: got 0, allowed: an integer >= 1"),
+        ("ray.gpus_per_worker=many", "ray.gpus_per_worker: got 'many', allowed: auto or a number >= 0"),
+        ("ray.decode_cpus=0", "ray.decode_cpus: got 0.0, allowed: a number > 0"),
+        ("+ray.adress=auto", "ray.adress: unknown key; allowed keys: address, "),
+        ("device=gpu", "device: got 'gpu', allowed: auto, cpu, cuda or cuda:N"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            ray_settings(predict_config(*base, override))
 
 
 def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(monkeypatch, tmp_path, capsys):
@@ -78,7 +81,7 @@ def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(
 def test_engine_must_be_local_or_ray():
     from deepmars.prediction.options import predict_options
 
-    with pytest.raises(ConfigError, match="engine: 'spark' is not one of local, ray"):
+    with pytest.raises(ConfigError, match="engine: got 'spark', allowed: one of local, ray"):
         predict_options(predict_config("input=x", "model=m.pt", "engine=spark"))
 
 
@@ -100,7 +103,7 @@ def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(
 def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_path):
     folder, model, reference = scene
     catalog = tmp_path / "ray.sqlite"
-    settings = RaySettings(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
+    settings = RayConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
     summary = run_predict_ray(options(folder, model, catalog), settings, load_bundle(str(model)), progress=False)
     assert (summary.classified, summary.reused, summary.skipped, summary.failed) == (30, 1, 0, 6)
     assert summary.exit_code == 3
@@ -115,7 +118,7 @@ def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_
 def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local_ray, tmp_path, monkeypatch):
     folder, model, reference = scene
     catalog = tmp_path / "ray.sqlite"
-    settings = RaySettings(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
+    settings = RayConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
     write_batch = PredictionStore.write_batch
     calls = []
 
