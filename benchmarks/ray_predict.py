@@ -37,8 +37,8 @@ from deepmars.devices import cuda_report  # noqa: E402
 from deepmars.models.bundle import ModelBundle  # noqa: E402
 from deepmars.models.factory import build_model  # noqa: E402
 from deepmars.models.loading import load_bundle  # noqa: E402
-from deepmars.prediction.options import PredictOptions  # noqa: E402
-from deepmars.prediction.ray_engine import RaySettings, run_predict_ray  # noqa: E402
+from deepmars.prediction.options import PredictOptions, RayConfig  # noqa: E402
+from deepmars.prediction.ray_engine import run_predict_ray  # noqa: E402
 from deepmars.prediction.runner import run_predict  # noqa: E402
 
 LITE0 = {"source": "timm", "name": "tf_efficientnet_lite0", "pretrained": "none", "img_size": 224, "resize": None}
