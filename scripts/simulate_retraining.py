@@ -4,7 +4,7 @@
         [--cache-dir DIR] [--sizes 100,250,500,1000] [--seeds 0,1,2] [--plot docs/retraining_msl.png]
 
 What it does and why: deepmars/retraining/simulation.py and docs/retraining.md. The feature cache
-(the training one: a forward pass over the 6,691 MSL images, about 25 minutes on the shared 2-core
+(the training one: a forward pass over the 6,691 MSL images, about 25 minutes on a loaded 2-core
 CPU, once) and the work folder should lie outside the repository; both default to the user cache
 ($DEEPMARS_CACHE).
 Prints a table of test accuracy per order and N, and wall times.

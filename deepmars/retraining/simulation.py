@@ -16,7 +16,7 @@ step goes through the tool a person would use:
    ``label.py images=<catalog of the new model>`` would) before the next batch is chosen;
 5. accuracy on the test sols (565-1060), which no choice ever sees.
 
-Only the head is retrained, on cached features: on a shared 2-core CPU one retraining costs
+Only the head is retrained, on cached features: on a 2-core CPU one retraining costs
 seconds, where a fine-tune of the network costs about 35 minutes (README), and the frozen-feature
 probe is what gave the best MSL test accuracy there.
 """
