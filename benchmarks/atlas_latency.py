@@ -1,14 +1,19 @@
 """Atlas latency on an archive-sized catalog: p50 / p95 of typical queries with concurrent clients.
 
     python benchmarks/atlas_latency.py [--images 3700000] [--scenes 16000] [--clients 4] [--requests 200]
+                                       [--workdir DIR] [--baseline REV]
 
-Generates (once per --workdir, in a temp folder by default, never in the repository) a catalog of
---images MSL-like predictions (25 classes, skewed like MSL v1, sols 0-3000, three instruments)
-and --scenes HiRISE scenes with about 62 landmarks each (1 M landmark rows at 16,000 scenes),
-through the catalog's own schema and triggers, in big INSERT .. SELECT transactions (a recursive
-CTE, no Python loop per row). Then serves it with `python atlas.py` in a subprocess and times each
-query type with --clients threads for --requests requests, and the server's memory while paging
-through 300 pages.
+Generates (once per --workdir and catalog schema, in a temp folder by default, never in the
+repository) a catalog of --images MSL-like predictions (25 classes, skewed like MSL v1, sols
+0-3000, three instruments) and --scenes HiRISE scenes with about 62 landmarks each (1 M landmark
+rows at 16,000 scenes), through the catalog's own schema and triggers, in big INSERT .. SELECT
+transactions (a recursive CTE, no Python loop per row). Then serves it with `python atlas.py` in a
+subprocess and times each query type with --clients threads for --requests requests, and the
+server's memory while paging through 300 pages.
+
+--baseline REV (a git revision, e.g. main): the same for that revision's code, on a catalog its own
+code generates, served at the same time; each query's requests alternate between the two servers
+in rounds, so both see the same machine load, and the table puts them side by side.
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ import argparse
 import concurrent.futures
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deepmars.catalog import Catalog, ModelInfo  # noqa: E402
+from baseline_tree import baseline_tree, call_in_tree  # noqa: E402
+
+from deepmars.catalog import SCHEMA_VERSION, Catalog, ModelInfo  # noqa: E402
 from deepmars.web.atlas.filters import Cursor  # noqa: E402
 from deepmars.web.server import free_port  # noqa: E402
 
@@ -128,76 +137,151 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+QUERIES = {  # name -> (route, parameters)
+    "one facet (class=wheel)": ("search", {"class": "wheel"}),
+    "two facets + slider (class, instrument, >= 0.9)": ("search", {"class": "drill holes", "instrument": "MH",
+                                                                   "min_confidence": 0.9}),
+    "free text 'drill hole'": ("search", {"q": "drill hole"}),
+    "free text file name prefix '1500ML'": ("search", {"q": "1500ML"}),
+    "deep page (row ~1.85 M, keyset)": ("search", {"after": None}),
+    "sol range 1000-1499 + class": ("search", {"sol_min": 1000, "sol_max": 1499, "class": "ground"}),
+    "scenes: >= 3 craters": ("search", {"kind": "scenes", "min_count": "crater:3"}),
+    "scenes: >= 3 craters and >= 2 dark dunes": ("search", {"kind": "scenes",
+                                                            "min_count": ["crater:3", "dark dune:2"]}),
+    "facet counts, no filter": ("facets", {}),
+    "facet counts, class + slider": ("facets", {"class": "wheel", "min_confidence": 0.8}),
+    "facet counts, sol 1010-1234 (unaligned)": ("facets", {"sol_min": 1010, "sol_max": 1234}),
+    "facet counts, >= 0.93 (off the slider's 0.05 steps)": ("facets", {"min_confidence": 0.93}),
+    "facet counts, >= 0.935 (off every grid)": ("facets", {"min_confidence": 0.935}),
+    "facet counts, scenes >= 3 craters": ("facets", {"kind": "scenes", "min_count": "crater:3"}),
+    "facet counts, scenes, no filter": ("facets", {"kind": "scenes"}),
+}
+
+
+@dataclass
+class Server:
+    """One atlas.py process serving one catalog with one revision's code."""
+
+    label: str
+    root: Path
+    catalog: Path
+    process: subprocess.Popen | None = None
+    port: int = 0
+
+    def start(self, cache: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(self.root / "atlas.py"), f"catalog={self.catalog}", f"port={self.port}",
+             f"cache_dir={cache}"], cwd=self.root, stdout=subprocess.PIPE, text=True)
+        print(f"{self.label}: {self.process.stdout.readline().strip()}", flush=True)
+        for _ in range(100):
+            try:
+                get(self.port, "/api/catalog")
+                return
+            except OSError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def _url(route: str, params: dict, deep: str) -> str:
+    params = {k: (deep if v is None else v) for k, v in params.items()}
+    return f"/api/{route}?" + urlencode(params, doseq=True)
+
+
+def _times(server: Server, url: str, clients: int, n: int) -> tuple[list[float], set[int], dict]:
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(lambda _: get(server.port, url), range(n)))
+    return [r[0] * 1000 for r in results], {r[1] for r in results}, results[-1][2] or {}
+
+
+def _p95(times: list[float]) -> float:
+    return sorted(times)[max(0, int(0.95 * len(times)) - 1)]
+
+
+def measure(servers: list[Server], deep: dict[str, str], clients: int, requests: int, rounds: int) -> None:
+    """Each query, every server, in alternating rounds; one table row per query."""
+    head = " | ".join(f"{s.label} p50 ms | {s.label} p95 ms" for s in servers)
+    print(f"\n{clients} concurrent clients, {requests} requests per query and server, in {rounds} alternating rounds; "
+          f"load average before: {os.getloadavg()[0]:.1f}\n")
+    print(f"| query | {head} | matching |\n|---|{'---|---|' * len(servers)}---|")
+    for name, (route, params) in QUERIES.items():
+        times: dict[str, list[float]] = {s.label: [] for s in servers}
+        totals, statuses = {}, set()
+        for server in servers:
+            get(server.port, _url(route, params, deep[server.label]))  # warm
+        for r in range(rounds):
+            for server in servers if r % 2 == 0 else servers[::-1]:
+                got, status, body = _times(server, _url(route, params, deep[server.label]), clients,
+                                           requests // rounds)
+                times[server.label] += got
+                statuses |= status
+                totals[server.label] = body.get("total", "?")
+        cells = " | ".join(f"{statistics.median(times[s.label]):.1f} | {_p95(times[s.label]):.1f}" for s in servers)
+        matched = " / ".join(f"{totals[s.label]:,}" if isinstance(totals[s.label], int) else "?" for s in servers)
+        print(f"| {name} | {cells} | {matched}{'' if statuses == {200} else f' status {statuses}'} |", flush=True)
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+
+
+def paging_memory(server: Server) -> str:
+    url, marks = "/api/search", []
+    for i in range(300):
+        _, _, body = get(server.port, url)
+        if not body or not body["next"]:
+            break
+        url = "/api/search?" + urlencode({"after": body["next"]})
+        if i % 50 == 0 or i == 299:  # noqa: PLR2004
+            marks.append(f"page {i + 1}: {rss_mb(server.process.pid):.0f} MB")
+    return ", ".join(marks)
+
+
+def ensure_catalog(root: Path, catalog: Path, images: int, scenes: int) -> None:
+    """Generate ``catalog`` with the code of the tree at ``root`` (this one, or a baseline's) once."""
+    if catalog.is_file():
+        return
+    print(f"generating {catalog} ({images:,} images, {scenes:,} scenes)", flush=True)
+    t = time.perf_counter()
+    partial = catalog.with_suffix(".partial")
+    if root == ROOT:
+        generate(partial, images, scenes)
+    else:
+        call_in_tree(root, "atlas_latency", "generate", str(partial), images, scenes)
+    partial.rename(catalog)
+    print(f"generated in {time.perf_counter() - t:.0f} s, {catalog.stat().st_size / 2**30:.2f} GiB", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=3_700_000)
     ap.add_argument("--scenes", type=int, default=16_000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per query (with --baseline)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepmars-atlas-bench")
+    ap.add_argument("--baseline", help="a git revision to measure side by side (e.g. main)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    catalog = args.workdir / f"catalog-{args.images}-{args.scenes}.sqlite"
-    if not catalog.is_file():
-        print(f"generating {catalog} ({args.images:,} images, {args.scenes:,} scenes)", flush=True)
-        t = time.perf_counter()
-        generate(catalog.with_suffix(".partial"), args.images, args.scenes)
-        catalog.with_suffix(".partial").rename(catalog)
-        print(f"generated in {time.perf_counter() - t:.0f} s, {catalog.stat().st_size / 2**30:.2f} GiB", flush=True)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "atlas.py"), f"catalog={catalog}", f"port={port}",
-                               f"cache_dir={args.workdir / 'cache'}"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    name = f"catalog-{args.images}-{args.scenes}"
+    servers = [Server("now", ROOT, args.workdir / f"{name}-schema{SCHEMA_VERSION}.sqlite")]
+    if args.baseline:
+        tree = baseline_tree(args.baseline, args.workdir)
+        servers.insert(0, Server(f"{args.baseline}", tree, tree / f"{name}.sqlite"))
+    for server in servers:
+        ensure_catalog(server.root, server.catalog, args.images, args.scenes)
     try:
-        print(server.stdout.readline().strip(), flush=True)
-        for _ in range(100):
-            try:
-                get(port, "/api/catalog")
-                break
-            except OSError:
-                time.sleep(0.1)
-        deep = deep_cursor(catalog, args.images // 2)
-        queries = {
-            "one facet (class=wheel)": {"class": "wheel"},
-            "two facets + slider (class, instrument, >= 0.9)": {"class": "drill holes", "instrument": "MH",
-                                                                "min_confidence": 0.9},
-            "free text 'drill hole'": {"q": "drill hole"},
-            "free text file name prefix '1500ML'": {"q": "1500ML"},
-            "deep page (row ~1.85 M, keyset)": {"after": deep},
-            "sol range 1000-1499 + class": {"sol_min": 1000, "sol_max": 1499, "class": "ground"},
-            "scenes: >= 3 craters": {"kind": "scenes", "min_count": "crater:3"},
-        }
-        facet_queries = {
-            "facet counts, no filter": {},
-            "facet counts, class + slider": {"class": "wheel", "min_confidence": 0.8},
-            "facet counts, sol 1010-1234 (unaligned)": {"sol_min": 1010, "sol_max": 1234},
-            "facet counts, scenes >= 3 craters": {"kind": "scenes", "min_count": "crater:3"},
-        }
-        urls = {name: "/api/search?" + urlencode(p) for name, p in queries.items()}
-        urls.update({name: "/api/facets?" + urlencode(p) for name, p in facet_queries.items()})
-        print(f"\n{args.clients} concurrent clients, {args.requests} requests per query, 2-core machine\n")
-        print("| query | p50 ms | p95 ms | result |\n|---|---|---|---|")
-        for name, url in urls.items():
-            get(port, url)  # warm
-            with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-                results = list(pool.map(lambda _: get(port, url), range(args.requests)))
-            times = sorted(r[0] * 1000 for r in results)
-            statuses = {r[1] for r in results}
-            body = results[-1][2] or {}
-            print(f"| {name} | {statistics.median(times):.1f} | {times[int(0.95 * len(times)) - 1]:.1f} | "
-                  f"{body.get('total', '?'):,} rows{'' if statuses == {200} else f' status {statuses}'} |", flush=True)
+        for server in servers:
+            server.start(args.workdir / "cache")
+        deep = {s.label: deep_cursor(s.catalog, args.images // 2) for s in servers}
+        measure(servers, deep, args.clients, args.requests, args.rounds if args.baseline else 1)
         print("\nserver memory while paging (300 pages of 60, following `next`):")
-        url, marks = "/api/search", []
-        for i in range(300):
-            _, _, body = get(port, url)
-            if not body or not body["next"]:
-                break
-            url = "/api/search?" + urlencode({"after": body["next"]})
-            if i % 50 == 0 or i == 299:  # noqa: PLR2004
-                marks.append(f"page {i + 1}: {rss_mb(server.pid):.0f} MB")
-        print("  " + ", ".join(marks))
+        for server in servers:
+            print(f"  {server.label}: {paging_memory(server)}")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -59,12 +59,18 @@ def test_catalog_summary_lists_models_classes_and_kinds(client):
     ("sol_min=40&sol_max=260&min_confidence=0.7", "abstained = 0 AND sol BETWEEN 40 AND 260 AND confidence >= 0.7"),
     ("sol_min=50&sol_max=99", "abstained = 0 AND sol BETWEEN 50 AND 99"),  # exactly one histogram bin
     (f"model={HIRISE_MODEL}&source_image={SCENES[0]}", f"abstained = 0 AND source_image = '{SCENES[0]}'"),
+    # any threshold is exact: off the slider's 0.05 steps, and off the count tables' grid
+    ("min_confidence=0.93", "abstained = 0 AND confidence >= 0.93"),
+    ("min_confidence=0.905&sol_min=20&sol_max=333&instrument=MR", "abstained = 0 AND confidence >= 0.905 "
+                                                                   "AND sol BETWEEN 20 AND 333 AND instrument = 'MR'"),
 ])
 def test_pages_walk_every_match_best_first_and_totals_and_facets_agree(client, catalog, query, where):
     expected = sql(catalog, f"SELECT id FROM predictions WHERE {where} ORDER BY confidence DESC, id DESC")
     rows = all_pages(client, query)
     assert [r["id"] for r in rows] == [e[0] for e in expected]
-    assert client.get(f"/api/search?{query}").json()["total"] == len(expected)
+    body = client.get(f"/api/search?{query}").json()
+    assert body["total"] == len(expected) and body["min_confidence"] == float(dict(
+        p.split("=") for p in query.split("&") if p).get("min_confidence", 0))
     facets = client.get(f"/api/facets?{query}").json()
     assert facets["total"] == len(expected)
     if "class=" not in query:  # then the class facet counts the results themselves

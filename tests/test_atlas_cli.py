@@ -67,7 +67,7 @@ def test_an_older_catalog_is_refused_with_the_upgrade_command_which_then_works(t
     assert code == 4 and f"python atlas.py upgrade catalog={old}" in out
     assert old.read_bytes() == before  # read-only: not even migrated
     code, out = run(capsys, catalog=str(old), command="upgrade")
-    assert code == 0 and "schema 3" in out
+    assert code == 0 and "schema 4" in out
     from deepmars.web.database import check_catalog
 
     check_catalog(old, 1.0, "")  # now servable

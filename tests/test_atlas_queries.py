@@ -6,10 +6,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from atlas_catalog import MSL_MODEL, make_atlas_catalog
+from atlas_catalog import HIRISE_MODEL, MSL_MODEL, make_atlas_catalog
 
 from deepmars.web.atlas import images, scenes
 from deepmars.web.atlas.filters import Cursor, Filters
+from deepmars.web.atlas.image_counts import ImageCounts
 from deepmars.web.atlas.vocabulary import ParsedText, Vocabulary
 
 NO_TEXT = ParsedText((), (), ())
@@ -47,36 +48,62 @@ def assert_no_table_scan(lines: list[str]) -> None:
                     and "USING" not in line), lines
 
 
+MODELS = (MSL_MODEL,)
+
+
 @pytest.mark.parametrize("filters, index", [
     (Filters(classes=("wheel",), models=(MSL_MODEL,)), "predictions_by_class"),
-    (Filters(classes=("wheel", "apxs"), confidence_step=16), "predictions_by_class"),
+    (Filters(classes=("wheel", "apxs"), min_confidence=0.8), "predictions_by_class"),
     (Filters(instruments=("MH",)), "predictions_by_confidence"),
     (Filters(), "predictions_by_confidence"),
 ])
 def test_result_pages_walk_an_index_in_order(conn, filters, index):
     q = images.Query.of(filters, NO_TEXT)
-    lines = plans(conn, images.page, q, Cursor(0.9, 10), 20)
+    lines = plans(conn, images.page, q, MODELS, Cursor(0.9, 10), 20)
     assert any(index in line for line in lines) and not any("TEMP B-TREE" in line for line in lines), lines
     assert_no_table_scan(lines)
 
 
+def _facet(conn, q, facet):
+    counts = ImageCounts(conn, q, MODELS)
+    return counts.facet(facet) if facet else counts.total()
+
+
 @pytest.mark.parametrize("filters, facet", [
-    (Filters(), "class"), (Filters(classes=("wheel",), confidence_step=18), "instrument"),
+    (Filters(), "class"), (Filters(classes=("wheel",), min_confidence=0.9), "instrument"),
     (Filters(instruments=("ML",)), "sol"), (Filters(sol_min=50, sol_max=149), "model"),
-    (Filters(sol_min=55, sol_max=260), "class"),
+    (Filters(sol_min=55, sol_max=1260), "class"), (Filters(sol_min=7), None),
 ])
-def test_facet_counts_read_the_facet_tables_and_sol_ends_by_index(conn, filters, facet):
-    lines = plans(conn, images.counts, images.Query.of(filters.without(facet), NO_TEXT), facet)
-    assert any("prediction_facets" in line or "prediction_sol_facets" in line for line in lines), lines
+def test_facet_counts_read_count_table_ranges_only(conn, filters, facet):
+    lines = plans(conn, _facet, images.Query.of(filters, NO_TEXT), facet)
+    assert lines and all("prediction_counts USING PRIMARY KEY" in line or "TEMP B-TREE" in line for line in lines), lines
+    if filters.sol_min == 55:  # 55-59 and 1260 as single sols, 60-99 and 1250-1259 as 10-sol bins, 100-1249
+        assert sum("prediction_counts" in line for line in lines) == 5, lines
+
+
+@pytest.mark.parametrize("facet", ["class", "sol", None])
+def test_a_threshold_off_the_grid_reads_the_rows_below_the_next_grid_value_by_index(conn, facet):
+    lines = plans(conn, _facet, images.Query.of(Filters(min_confidence=0.935), NO_TEXT), facet)
+    assert any("predictions USING INDEX predictions_by_confidence (model_id=? AND confidence>? AND confidence<?)"
+               in line for line in lines), lines
     assert_no_table_scan(lines)
-    if filters.sol_min == 55:
-        assert any("predictions_by_sol" in line for line in lines), lines
 
 
 def test_free_text_and_scene_queries_use_fts_and_keys(conn):
     text = Vocabulary(["crater"], {}).parse("ESP_000001")
-    lines = plans(conn, images.page, images.Query.of(Filters(), text), None, 20)
+    lines = plans(conn, images.page, images.Query.of(Filters(), text), MODELS, None, 20)
     assert any("VIRTUAL TABLE INDEX" in line for line in lines), lines
-    sq = scenes.scene_query(Filters(kind="scenes", min_counts=(("crater", 2),)), NO_TEXT, 0.9)
-    lines = plans(conn, scenes.page, sq, None, 20) + plans(conn, scenes.counts, sq, "class")
-    assert any("landmark_counts" in line and "INDEX" in line for line in lines), lines
+    for min_counts in ((("crater", 2),), (("crater", 2), ("dark dune", 1))):
+        sq = scenes.scene_query(Filters(kind="scenes", min_counts=min_counts), NO_TEXT, 0.9, (HIRISE_MODEL,))
+        lines = plans(conn, scenes.page, sq, None, 20) + plans(conn, scenes.class_counts, sq)
+        lines += plans(conn, scenes.top_sources, sq, 5)
+        assert any("scene_counts_by_class" in line for line in lines), lines
+        assert not any(line.startswith("SCAN") for line in lines), lines
+    lines = plans(conn, scenes.page, scenes.scene_query(Filters(kind="scenes"), NO_TEXT, 0.9, (HIRISE_MODEL,)), None, 20)
+    assert any("landmark_images_in_order" in line for line in lines) and not any("TEMP" in line for line in lines)
+
+
+def test_one_class_scene_counts_read_the_pairs_table(conn):
+    sq = scenes.scene_query(Filters(kind="scenes", min_counts=(("crater", 2),)), NO_TEXT, 0.9, (HIRISE_MODEL,))
+    lines = plans(conn, scenes.class_counts, sq) + plans(conn, scenes.total, sq, {})
+    assert lines and all("scene_class_pairs USING PRIMARY KEY" in line or "TEMP B-TREE" in line for line in lines), lines

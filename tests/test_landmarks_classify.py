@@ -401,7 +401,7 @@ def test_a_schema_1_catalog_is_migrated_and_predict_still_reads_it(scenes, tmp_p
     _v1_catalog(catalog)
     before = table_rows(catalog, "predictions")
     classify(scenes, catalog)  # opens, migrates, and adds landmark rows beside the predictions
-    assert sql(catalog, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 3
+    assert sql(catalog, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 4
     assert table_rows(catalog, "predictions") == before
     assert sql(catalog, "SELECT run_id, command FROM runs ORDER BY started_at")[0] == ("r1", "predict")
     assert sql(catalog, "SELECT count(*) FROM landmarks") == [(7,)]

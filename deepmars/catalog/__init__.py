@@ -1,6 +1,7 @@
 """The catalog: one SQLite file that predict.py, landmarks.py classify and the web search share.
 
 - ``schema``: tables, migrations, and each table's row type and key (``TABLES``);
+- ``count_tables``: the count tables searches read (exact counts at any threshold and sol range);
 - ``rows``: typed rows (NamedTuples in column order) and ``ModelInfo``;
 - ``connection``: ``Catalog`` (open, create, migrate, refuse a foreign file, write transactions);
 - ``paths``: how a file path is stored (undecodable bytes as ``\\xNN``) and turned back into the file name;

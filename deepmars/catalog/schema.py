@@ -12,7 +12,8 @@ orbital images (landmarks.py classify):
   zero or more ``landmarks`` rows and one ``landmark_counts`` row per class of the model at each
   counting threshold;
 - derived by triggers, for searching a read-only catalog (``DERIVED_TABLES``): FTS5 text of both
-  image tables and facet counts of ``predictions`` (schema 3, see ``SEARCH_SCHEMA``).
+  image tables (schema 3, see ``SEARCH_SCHEMA``) and the count tables of predictions and scenes
+  (schema 4, see ``deepmars.catalog.count_tables``).
 
 A new catalog is created as schema 1 and migrated (``MIGRATIONS``), so a new and a migrated
 catalog have the same tables with the same column order. ``TABLES`` names every table with its
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deepmars.catalog.count_tables import counts_schema
 from deepmars.catalog.rows import (ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow, PredictionRow,
                                    RunRow, columns)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Schema 1, as predict.py first wrote it. A new catalog is created as schema 1 and migrated, so a
 # new and a migrated catalog have the same tables with the same column order.
@@ -155,11 +157,11 @@ CREATE INDEX landmark_counts_by_class ON landmark_counts (model_id, class, count
 # - ``prediction_text`` / ``scene_text``: FTS5 over file paths, class, source image, metadata and
 #   notes, reading their text from the tables themselves (external content: nothing stored twice);
 # - ``prediction_facets`` / ``prediction_sol_facets``: row counts per model, class, instrument,
-#   confidence step (CONFIDENCE_STEPS per unit) and abstained flag, the second also per SOL_BIN sols,
-#   so facet counts over millions of rows read a few thousand summary rows instead of scanning;
+#   confidence step (CONFIDENCE_STEPS per unit) and abstained flag, the second also per SOL_BIN sols
+#   (schema 4 replaces both with ``prediction_counts``, exact at any threshold and sol range);
 # - indexes for the Atlas's result pages, chosen from EXPLAIN QUERY PLAN (tests/test_atlas_queries.py).
-CONFIDENCE_STEPS = 20  # the confidence slider's grid: 0.05
-SOL_BIN = 50  # sols per bin of the sol histogram
+CONFIDENCE_STEPS = 20  # schema 3's confidence grid: 0.05
+SOL_BIN = 50  # sols per bin of schema 3's sol facets
 
 
 def confidence_step(value: str) -> str:
@@ -295,9 +297,18 @@ SEARCH_SCHEMA: tuple[str, ...] = (
     "CREATE INDEX landmark_counts_by_image ON landmark_counts (model_id, count_confidence, sha256, class, n)",
 )
 
+# Schema 3 -> 4: exact counts at any confidence threshold and sol range, and scene counts by row id
+# (deepmars.catalog.count_tables); the predictions triggers keep their FTS statements.
+COUNTS_SCHEMA: tuple[str, ...] = counts_schema({
+    "insert": [_fts_write("prediction_text", _PREDICTION_TEXT, "NEW", False)],
+    "delete": [_fts_write("prediction_text", _PREDICTION_TEXT, "OLD", True)],
+    "update": [_fts_write("prediction_text", _PREDICTION_TEXT, "OLD", True),
+               _fts_write("prediction_text", _PREDICTION_TEXT, "NEW", False)],
+})
+
 # Version reached -> the statements that reach it from the version before (a script split on ';',
 # or a tuple of statements where a statement holds ';', as a trigger does).
-MIGRATIONS: dict[int, str | tuple[str, ...]] = {2: LANDMARK_SCHEMA, 3: SEARCH_SCHEMA}
+MIGRATIONS: dict[int, str | tuple[str, ...]] = {2: LANDMARK_SCHEMA, 3: SEARCH_SCHEMA, 4: COUNTS_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -332,8 +343,9 @@ TABLES = {t.name: t for t in (
     Table("landmarks", LandmarkRow, ("model_id", "sha256", "landmark_id"), "classified_at"),
     Table("landmark_counts", LandmarkCountRow, ("model_id", "sha256", "count_confidence", "class")),
 )}
-# Tables computed from the ones above by triggers (search text and facet counts): a merge or any
-# other write keeps them right by writing the tables they derive from.
+# Tables computed from the ones above by triggers (search text and counts) -> what they derive from:
+# a merge or any other write keeps them right by writing those.
 DERIVED_TABLES = {"prediction_text": "predictions", "scene_text": "landmark_images",
-                  "prediction_facets": "predictions", "prediction_sol_facets": "predictions"}
+                  "prediction_counts": "predictions", "scene_counts": "landmark_counts",
+                  "scene_class_pairs": "scene_counts"}
 TIME_COLUMNS = {t.name: t.time_column for t in TABLES.values() if t.time_column and t.name != "runs"}

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Query
 
-from deepmars.catalog.schema import CONFIDENCE_STEPS
-
 KINDS = ("images", "scenes")
 MAX_VALUES = 50  # values of one facet in one query
 
@@ -30,26 +28,16 @@ class Filters:
     sol_min: int | None = None
     sol_max: int | None = None
     source_image: str | None = None
-    confidence_step: int = 0  # rows with confidence >= confidence_step / CONFIDENCE_STEPS
+    min_confidence: float = 0.0  # rows with confidence >= this, exactly (0: no threshold)
     abstained: bool = False  # include rows flagged abstained
     min_counts: tuple[tuple[str, int], ...] = ()  # scenes: (class, at least n landmarks at count confidence)
     text: str = ""
-
-    @property
-    def min_confidence(self) -> float:
-        return self.confidence_step / CONFIDENCE_STEPS
 
     def without(self, facet: str) -> "Filters":
         """The same search without one facet's selection (its own counts ignore it)."""
         cleared = {"model": {"models": ()}, "class": {"classes": ()}, "instrument": {"instruments": ()},
                    "sol": {"sol_min": None, "sol_max": None}, "source_image": {"source_image": None}}[facet]
         return Filters(**{**self.__dict__, **cleared})
-
-
-def _step(value: float) -> int:
-    """The slider's grid step at or below ``value`` (0.05 grid; 0.93 -> 0.9)."""
-    step = int(value * CONFIDENCE_STEPS + 1e-9)
-    return min(max(step, 0), CONFIDENCE_STEPS)
 
 
 def _min_counts(values: list[str]) -> tuple[tuple[str, int], ...]:
@@ -68,11 +56,15 @@ def search_filters(
         model: list[str] = Query([], max_length=MAX_VALUES, description="model ids (any of them)"),
         class_: list[str] = Query([], alias="class", max_length=MAX_VALUES,
                                   description="images: any of these classes; scenes: holding each of them"),
-        instrument: list[str] = Query([], max_length=MAX_VALUES),
+        instrument: list[str] = Query([], max_length=MAX_VALUES, description="any of these (an empty value: none)"),
         sol_min: int | None = Query(None, ge=0, le=1_000_000),
         sol_max: int | None = Query(None, ge=0, le=1_000_000),
         source_image: str | None = Query(None, max_length=200),
-        min_confidence: float = Query(0.0, ge=0.0, le=1.0, description="on a 0.05 grid (rounded down)"),
+        min_confidence: float = Query(0.0, ge=0.0, le=1.0, description=(
+            "images: rows with confidence >= this value, exactly, for any value (results, totals and "
+            "facet counts alike). Values on the count tables' grid (multiples of 0.01; of 0.001 above 0.99; "
+            "of 0.0001 above 0.999) are counted from them alone; any other value also counts the rows "
+            "between it and the next grid value")),
         abstained: bool = Query(False, description="include rows flagged abstained"),
         min_count: list[str] = Query([], max_length=MAX_VALUES,
                                      description="scenes: class:n, at least n landmarks of the class"),
@@ -80,8 +72,8 @@ def search_filters(
 ) -> Filters:
     """FastAPI dependency: the query string as Filters."""
     return Filters(kind=kind, models=tuple(dict.fromkeys(model)), classes=tuple(dict.fromkeys(class_)),
-                   instruments=tuple(dict.fromkeys(instrument)), sol_min=sol_min, sol_max=sol_max,
-                   source_image=source_image or None, confidence_step=_step(min_confidence), abstained=abstained,
+                   instruments=tuple(dict.fromkeys(v for v in instrument if v)), sol_min=sol_min, sol_max=sol_max,
+                   source_image=source_image or None, min_confidence=min_confidence, abstained=abstained,
                    min_counts=_min_counts(min_count), text=q.strip())
 
 

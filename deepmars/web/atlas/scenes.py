@@ -1,8 +1,14 @@
 """HiRISE scenes (``landmark_images``) with classified landmarks: result pages, counts, detail.
 
 A scene matches a class when it holds at least the asked number of landmarks of that class at the
-catalog's count confidence (``landmark_counts``, posterior >= 0.9 by default); several classes must
-all hold. Pages are ordered by source image id, keyset on (source_image, id).
+catalog's count confidence (posterior >= 0.9 by default); several classes must all hold. Pages are
+ordered by source image id, keyset on (source_image, id).
+
+A search with classes reads ``scene_counts`` (the counts by scene row id, with each scene's source
+image and landmark total): the scenes with >= n of one class are one index range, the other
+classes a key look-up per scene. Totals and the class facet of a search with one class and no
+other narrowing come from ``scene_class_pairs`` alone (a few dozen rows); a search without classes
+walks ``landmark_images`` by its indexes.
 """
 
 from __future__ import annotations
@@ -23,65 +29,144 @@ class SceneQuery:
     min_counts: tuple[tuple[str, int], ...]  # class -> at least n (ticked classes and text classes: 1)
     fts: str | None
     count_confidence: float
+    models: tuple[str, ...] = ()  # the models with scenes (what "no model filter" means)
+
+    @property
+    def wanted_models(self) -> tuple[str, ...]:
+        return self.filters.models or self.models
+
+    @property
+    def one_class(self) -> bool:
+        """One minimum count and nothing else narrows: the pairs table answers its counts."""
+        return len(self.min_counts) == 1 and not self.fts and not self.filters.source_image
 
 
-def scene_query(filters: Filters, text: ParsedText, count_confidence: float) -> SceneQuery:
+def scene_query(filters: Filters, text: ParsedText, count_confidence: float, models: tuple[str, ...] = ()) -> SceneQuery:
     wanted = dict.fromkeys(filters.classes + text.classes, 1)
     for name, n in filters.min_counts:
         wanted[name] = max(n, wanted.get(name, 0))
-    return SceneQuery(filters, tuple((c, n) for c, n in wanted.items() if n > 0), text.fts_query, count_confidence)
+    return SceneQuery(filters, tuple((c, n) for c, n in wanted.items() if n > 0), text.fts_query, count_confidence,
+                      models)
 
 
-def _conditions(q: SceneQuery) -> tuple[list[str], list]:
-    f = q.filters
+def _marks(values: tuple) -> str:
+    return ", ".join("?" * len(values))
+
+
+@dataclass(frozen=True)
+class Matching:
+    """The scenes a query matches, as a FROM and WHERE over alias ``a`` with id/source/landmarks/model."""
+
+    table: str
+    id: str
+    conds: tuple[str, ...]
+    params: tuple
+
+    def sql(self, columns: str, extra: list[str] | None = None, tail: str = "") -> str:
+        conds = [*self.conds, *(extra or [])]
+        return f"SELECT {columns} FROM {self.table}{' WHERE ' + ' AND '.join(conds) if conds else ''}{tail}"
+
+
+def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
+    """``q``'s scenes among ``models`` (default: its model filter, else every model with scenes)."""
+    models = q.wanted_models if models is None else models
     conds, params = [], []
-    if f.models:
-        conds.append(f"s.model_id IN ({', '.join('?' * len(f.models))})")
-        params.extend(f.models)
-    if f.source_image:
-        conds.append("s.source_image = ?")
-        params.append(f.source_image)
-    for name, n in q.min_counts:
-        # an uncorrelated IN: the scenes holding enough of the class are read once from
-        # landmark_counts_by_class, not looked up scene by scene (2x faster at 16,000 scenes)
-        conds.append("(s.model_id, s.sha256) IN (SELECT model_id, sha256 FROM landmark_counts "
-                     "WHERE class = ? AND count_confidence = ? AND n >= ?)")
-        params.extend([name, q.count_confidence, n])
+    if q.min_counts:  # driven by the class with the largest minimum (the fewest scenes, most often)
+        (first, n), *others = sorted(q.min_counts, key=lambda item: -item[1])
+        table, scene_id = "scene_counts a", "a.scene_id"
+        conds += ["a.count_confidence = ?", f"a.model_id IN ({_marks(models)})", "a.class = ?", "a.n >= ?"]
+        params += [q.count_confidence, *models, first, n]
+        for name, m in others:
+            conds.append("EXISTS (SELECT 1 FROM scene_counts b WHERE b.scene_id = a.scene_id "
+                         "AND b.count_confidence = a.count_confidence AND b.class = ? AND b.n >= ?)")
+            params += [name, m]
+    else:
+        table, scene_id = "landmark_images a", "a.id"
+        if q.filters.models or models != q.models:
+            conds.append(f"a.model_id IN ({_marks(models)})")
+            params += models
+    if q.filters.source_image:
+        conds.append("a.source_image = ?")
+        params.append(q.filters.source_image)
     if q.fts:
-        conds.append("s.id IN (SELECT rowid FROM scene_text WHERE scene_text MATCH ?)")
+        conds.append(f"{scene_id} IN (SELECT rowid FROM scene_text WHERE scene_text MATCH ?)")
         params.append(q.fts)
-    return conds, params
-
-
-def _where(conds: list[str]) -> str:
-    return " WHERE " + " AND ".join(conds) if conds else ""
+    return Matching(table, scene_id, tuple(conds), tuple(params))
 
 
 def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int) -> Page:
-    conds, params = _conditions(q)
+    m = matching(q)
+    extra, params = [], list(m.params)
     if after is not None:
-        conds.append("(s.source_image, s.id) > (?, ?)")
-        params.extend([after.key, after.id])
-    rows = conn.execute(f"SELECT {RESULT_COLUMNS} FROM landmark_images s{_where(conds)} "
-                        "ORDER BY s.source_image, s.id LIMIT ?", params + [limit + 1]).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
+        extra.append(f"(a.source_image, {m.id}) > (?, ?)")
+        params += [after.key, after.id]
+    ids = [r[0] for r in conn.execute(m.sql(m.id, extra, f" ORDER BY a.source_image, {m.id} LIMIT ?"),
+                                      params + [limit + 1])]
+    more = len(ids) > limit
+    ids = ids[:limit]
+    found = {r[0]: r for r in conn.execute(f"SELECT {RESULT_COLUMNS} FROM landmark_images s WHERE s.id IN "
+                                           f"({_marks(tuple(ids))})", ids)} if ids else {}
+    rows = [found[i] for i in ids]
     return Page(rows, Cursor(rows[-1][3], rows[-1][0]).encode() if more else None)
 
 
-def counts(conn: sqlite3.Connection, q: SceneQuery, facet: str | None) -> Counter:
-    """Scenes per model, per class (holding at least one at count confidence), or in all (None)."""
-    if facet == "class":
-        conds, params = _conditions(q)
-        sql = ("SELECT c.class, count(*) FROM landmark_images s JOIN landmark_counts c ON c.model_id = s.model_id "
-               f"AND c.sha256 = s.sha256 AND c.count_confidence = ? AND c.n >= 1{_where(conds)} GROUP BY 1")
-        return Counter(dict(conn.execute(sql, [q.count_confidence] + params).fetchall()))
-    if facet == "model":
-        q = SceneQuery(q.filters.without("model"), q.min_counts, q.fts, q.count_confidence)
-    conds, params = _conditions(q)
-    group = {"model": "s.model_id", None: "NULL"}[facet]
-    return Counter(dict(conn.execute(f"SELECT {group}, count(*) FROM landmark_images s{_where(conds)} GROUP BY 1",
-                                     params).fetchall()))
+def _pairs(conn: sqlite3.Connection, q: SceneQuery, group: str, models: tuple[str, ...],
+           name: str | None = None, n: int = 1) -> Counter:
+    """Scenes from scene_class_pairs, per ``group`` (model_id, class or with_class): with ``name``,
+    those with >= n of it (per with_class: and >= 1 of that class); without, those with >= n of each class."""
+    conds = ["count_confidence = ?", f"model_id IN ({_marks(models)})", "n >= ?"]
+    params: list = [q.count_confidence, *models, n]
+    if name is not None:
+        conds.append("class = ?")
+        params.append(name)
+    if group != "with_class":
+        conds.append("with_class = class")  # the pairs of a class with itself: its scenes
+    rows = conn.execute(f"SELECT {group}, sum(scenes) FROM scene_class_pairs WHERE {' AND '.join(conds)} GROUP BY 1",
+                        params)
+    return Counter(dict(rows.fetchall()))
+
+
+def total(conn: sqlite3.Connection, q: SceneQuery, scene_rows: dict[str, int]) -> int:
+    """Matching scenes; ``scene_rows``: scenes per model (the catalog's facts)."""
+    if q.one_class:
+        name, n = q.min_counts[0]
+        return sum(_pairs(conn, q, "model_id", q.wanted_models, name, n).values())
+    if not q.min_counts and not q.fts and not q.filters.source_image:
+        return sum(scene_rows.get(m, 0) for m in q.wanted_models)
+    m = matching(q)
+    return conn.execute(m.sql("count(*)"), m.params).fetchone()[0]
+
+
+def model_counts(conn: sqlite3.Connection, q: SceneQuery, scene_rows: dict[str, int]) -> Counter:
+    """Matching scenes per model, whatever models are ticked."""
+    if q.one_class:
+        name, n = q.min_counts[0]
+        return _pairs(conn, q, "model_id", q.models, name, n)
+    if not q.min_counts and not q.fts and not q.filters.source_image:
+        return Counter(scene_rows)
+    m = matching(q, q.models)
+    return Counter(dict(conn.execute(m.sql("a.model_id, count(*)", tail=" GROUP BY 1"), m.params).fetchall()))
+
+
+def class_counts(conn: sqlite3.Connection, q: SceneQuery) -> Counter:
+    """Matching scenes holding at least one landmark of each class (at count confidence)."""
+    if q.one_class:
+        name, n = q.min_counts[0]
+        return _pairs(conn, q, "with_class", q.wanted_models, name, n)
+    if not q.min_counts and not q.fts and not q.filters.source_image:
+        return _pairs(conn, q, "class", q.wanted_models)
+    m = matching(q)
+    joined = Matching(f"{m.table} JOIN scene_counts c ON c.scene_id = {m.id} AND c.count_confidence = ? AND c.n >= 1",
+                      m.id, m.conds, (q.count_confidence, *m.params))
+    return Counter(dict(conn.execute(joined.sql("c.class, count(*)", tail=" GROUP BY 1"), joined.params).fetchall()))
+
+
+def top_sources(conn: sqlite3.Connection, q: SceneQuery, n: int) -> Counter:
+    """The matching scenes with the most landmarks (the source-image facet of scenes)."""
+    m = matching(q)
+    rows = conn.execute(m.sql("a.source_image, a.landmarks", tail=" ORDER BY a.landmarks DESC, a.source_image LIMIT ?"),
+                        [*m.params, n])
+    return Counter(dict(rows.fetchall()))
 
 
 def landmark_counts_of(conn: sqlite3.Connection, ids: list[int], count_confidence: float) -> dict[int, dict[str, int]]:
@@ -90,22 +175,11 @@ def landmark_counts_of(conn: sqlite3.Connection, ids: list[int], count_confidenc
         return {}
     out: dict[int, dict[str, int]] = {i: {} for i in ids}
     rows = conn.execute(
-        f"SELECT s.id, c.class, c.n FROM landmark_images s JOIN landmark_counts c ON c.model_id = s.model_id "
-        f"AND c.sha256 = s.sha256 WHERE s.id IN ({', '.join('?' * len(ids))}) AND c.count_confidence = ? "
-        "AND c.n > 0 ORDER BY c.n DESC", [*ids, count_confidence])
+        f"SELECT scene_id, class, n FROM scene_counts WHERE scene_id IN ({_marks(tuple(ids))}) "
+        "AND count_confidence = ? AND n > 0 ORDER BY n DESC, class", [*ids, count_confidence])
     for scene_id, name, n in rows:
         out[scene_id][name] = n
     return out
-
-
-def max_counts(conn: sqlite3.Connection, models: tuple[str, ...], count_confidence: float) -> dict[str, int]:
-    """The largest count of each class in one scene: the top of its minimum-count slider."""
-    where, params = "", [count_confidence]
-    if models:
-        where = f" AND model_id IN ({', '.join('?' * len(models))})"
-        params.extend(models)
-    return dict(conn.execute("SELECT class, max(n) FROM landmark_counts WHERE count_confidence = ?"
-                             f"{where} GROUP BY class", params).fetchall())
 
 
 def detail(conn: sqlite3.Connection, scene_id: int) -> dict | None:
@@ -123,14 +197,7 @@ def landmarks(conn: sqlite3.Connection, model_id: str, sha256: str) -> list[dict
 
 
 def export_rows(conn: sqlite3.Connection, q: SceneQuery) -> sqlite3.Cursor:
-    conds, params = _conditions(q)
+    m = matching(q)
     return conn.execute(f"SELECT {RESULT_COLUMNS}, s.sha256, s.source_width, s.source_height, s.notes "
-                        f"FROM landmark_images s{_where(conds)} ORDER BY s.source_image, s.id", params)
-
-
-def top_sources(conn: sqlite3.Connection, q: SceneQuery, n: int) -> Counter:
-    """The matching scenes with the most landmarks (the source-image facet of scenes)."""
-    conds, params = _conditions(q)
-    rows = conn.execute(f"SELECT s.source_image, s.landmarks FROM landmark_images s{_where(conds)} "
-                        "ORDER BY s.landmarks DESC, s.source_image LIMIT ?", params + [n])
-    return Counter(dict(rows.fetchall()))
+                        f"FROM landmark_images s WHERE s.id IN ({m.sql(m.id)}) ORDER BY s.source_image, s.id",
+                        m.params)

@@ -6,25 +6,21 @@ import sqlite3
 
 from fastapi import APIRouter, Depends, Request
 
-from deepmars.catalog.schema import CONFIDENCE_STEPS, SOL_BIN
-from deepmars.web.atlas import scenes
-from deepmars.web.atlas.context import AtlasContext, atlas
+from deepmars.catalog.count_tables import SOL_BIN
+from deepmars.web.atlas.context import AtlasContext, atlas, snapshot
 from deepmars.web.atlas.schemas import CatalogSummary, ModelSummary
-from deepmars.web.database import read_db
 
 router = APIRouter(tags=["catalog"])
+SLIDER_STEP = 0.05  # the confidence slider's step in the browser (the API takes any value)
 
 
 @router.get("/api/catalog", response_model=CatalogSummary, summary="Models, classes and row counts")
-def catalog_summary(request: Request, conn: sqlite3.Connection = Depends(read_db),
+def catalog_summary(request: Request, conn: sqlite3.Connection = Depends(snapshot),
                     ctx: AtlasContext = Depends(atlas)) -> CatalogSummary:
-    image_rows = dict(conn.execute("SELECT model_id, sum(n) FROM prediction_facets GROUP BY 1").fetchall())
-    scene_rows = dict(conn.execute("SELECT model_id, count(*) FROM landmark_images GROUP BY 1").fetchall())
-    threshold = ctx.count_confidence(conn)
+    facts = ctx.facts(conn)
     return CatalogSummary(
         catalog=request.app.state.settings.catalog.name,
-        models=[ModelSummary(model_id=m, dataset=d, classes=c, images=image_rows.get(m, 0), scenes=scene_rows.get(m, 0))
-                for m, d, c in ctx.models(conn)],
-        count_confidence=threshold,
-        count_confidences=[r[0] for r in conn.execute("SELECT DISTINCT count_confidence FROM landmark_counts ORDER BY 1")],
-        confidence_step=1 / CONFIDENCE_STEPS, sol_bin=SOL_BIN, max_counts=scenes.max_counts(conn, (), threshold))
+        models=[ModelSummary(model_id=m, dataset=d, classes=list(c), images=facts.image_rows.get(m, 0),
+                             scenes=facts.scene_rows.get(m, 0)) for m, d, c in facts.models],
+        count_confidence=facts.count_confidence, count_confidences=list(facts.count_confidences),
+        confidence_step=SLIDER_STEP, sol_bin=SOL_BIN, max_counts=facts.max_counts)

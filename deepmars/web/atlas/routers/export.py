@@ -20,11 +20,14 @@ def _lines(request: Request, filters: Filters) -> Iterator[str]:
     """CSV text in chunks; the connection is held by the stream itself, for as long as it runs."""
     ctx = request.app.state.atlas
     with request.app.state.catalog.connection() as conn:
+        conn.execute("BEGIN")  # one snapshot, however long the stream (the pool rolls it back)
+        facts = ctx.facts(conn)
         parsed = ctx.vocabulary(conn).parse(filters.text)
         if filters.kind == "images":
             cursor = images.export_rows(conn, images.Query.of(filters, parsed))
         else:
-            cursor = scenes.export_rows(conn, scenes.scene_query(filters, parsed, ctx.count_confidence(conn)))
+            cursor = scenes.export_rows(conn, scenes.scene_query(filters, parsed, facts.count_confidence,
+                                                                 facts.scene_models))
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([c[0].removeprefix("s.") for c in cursor.description])

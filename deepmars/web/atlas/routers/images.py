@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from deepmars.web.atlas import images
-from deepmars.web.atlas.context import AtlasContext, atlas
+from deepmars.web.atlas.context import AtlasContext, atlas, snapshot
 from deepmars.web.atlas.routers.search import file_name
 from deepmars.web.atlas.schemas import ImageDetail, Posterior
 from deepmars.web.database import read_db
@@ -35,7 +35,7 @@ def _row(conn: sqlite3.Connection, image_id: int) -> dict:
 
 
 @router.get("/api/images/{image_id}", response_model=ImageDetail, summary="One image's prediction and metadata")
-def image_detail(image_id: int, conn: sqlite3.Connection = Depends(read_db),
+def image_detail(image_id: int, conn: sqlite3.Connection = Depends(snapshot),
                  ctx: AtlasContext = Depends(atlas)) -> ImageDetail:
     row = _row(conn, image_id)
     dataset = next((d for m, d, _ in ctx.models(conn) if m == row["model_id"]), None)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from deepmars.errors import ImageError
 from deepmars.web.atlas import scenes
-from deepmars.web.atlas.context import AtlasContext, atlas
+from deepmars.web.atlas.context import AtlasContext, atlas, snapshot
 from deepmars.web.atlas.routers.images import MAX_ID, posteriors
 from deepmars.web.atlas.routers.search import file_name
 from deepmars.web.atlas.schemas import Landmark, SceneDetail
@@ -31,7 +31,7 @@ def _row(conn: sqlite3.Connection, scene_id: int) -> dict:
 
 
 @router.get("/api/scenes/{scene_id}", response_model=SceneDetail, summary="A scene with its classified landmarks")
-def scene_detail(scene_id: int, conn: sqlite3.Connection = Depends(read_db),
+def scene_detail(scene_id: int, conn: sqlite3.Connection = Depends(snapshot),
                  ctx: AtlasContext = Depends(atlas)) -> SceneDetail:
     row = _row(conn, scene_id)
     threshold = ctx.count_confidence(conn)

@@ -8,13 +8,13 @@ from pathlib import PurePath
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from deepmars.catalog.schema import SOL_BIN
+from deepmars.catalog.count_tables import SOL_BIN
 from deepmars.web.atlas import images, scenes
-from deepmars.web.atlas.context import AtlasContext, atlas
+from deepmars.web.atlas.context import AtlasContext, CatalogFacts, atlas, snapshot
 from deepmars.web.atlas.filters import Cursor, Filters, search_filters
+from deepmars.web.atlas.image_counts import ImageCounts
 from deepmars.web.atlas.schemas import FacetValue, Facets, ImageResult, SceneResult, SearchPage, SolBin, TextMatch
 from deepmars.web.atlas.vocabulary import ParsedText
-from deepmars.web.database import read_db
 
 router = APIRouter(tags=["search"])
 SOURCE_IMAGE_FACET_SIZE = 30
@@ -53,22 +53,27 @@ def _fts_guard(fn, *args):
         raise
 
 
+def _scene_query(filters: Filters, parsed: ParsedText, facts: CatalogFacts) -> scenes.SceneQuery:
+    return scenes.scene_query(filters, parsed, facts.count_confidence, facts.scene_models)
+
+
 @router.get("/api/search", response_model=SearchPage, summary="One page of results, best first")
 def search(filters: Filters = Depends(search_filters),
            after: str | None = Query(None, max_length=400, description="the previous page's `next`"),
-           limit: int | None = Query(None, ge=1, le=500), conn: sqlite3.Connection = Depends(read_db),
+           limit: int | None = Query(None, ge=1, le=500), conn: sqlite3.Connection = Depends(snapshot),
            ctx: AtlasContext = Depends(atlas)) -> SearchPage:
+    facts = ctx.facts(conn)
     parsed = ctx.vocabulary(conn).parse(filters.text)
     limit = limit or ctx.options.page_size
     if filters.kind == "images":
         q = images.Query.of(filters, parsed)
-        page = _fts_guard(images.page, conn, q, Cursor.decode(after, (int, float)), limit)
-        total = sum(_fts_guard(images.counts, conn, q, None).values())
+        page = _fts_guard(images.page, conn, q, facts.image_models, Cursor.decode(after, (int, float)), limit)
+        total = _fts_guard(ImageCounts(conn, q, facts.image_models).total)
         results = [image_result(r) for r in page.rows]
     else:
-        sq = scenes.scene_query(filters, parsed, ctx.count_confidence(conn))
+        sq = _scene_query(filters, parsed, facts)
         page = _fts_guard(scenes.page, conn, sq, Cursor.decode(after, str), limit)
-        total = sum(_fts_guard(scenes.counts, conn, sq, None).values())
+        total = _fts_guard(scenes.total, conn, sq, facts.scene_rows)
         per_scene = scenes.landmark_counts_of(conn, [r[0] for r in page.rows], sq.count_confidence)
         results = [scene_result(r, per_scene.get(r[0], {})) for r in page.rows]
     return SearchPage(kind=filters.kind, total=total, min_confidence=filters.min_confidence, results=results,
@@ -83,37 +88,36 @@ def _values(counts: Counter, chosen: tuple[str, ...], labels: dict[str, str] | N
     return [FacetValue(value=v, label=(labels or {}).get(v, v or "none"), count=n) for v, n in items]
 
 
-def _model_labels(ctx: AtlasContext, conn: sqlite3.Connection) -> dict[str, str]:
-    return {m: f"{d} ({m})" if d else m for m, d, _ in ctx.models(conn)}
+def _model_labels(facts: CatalogFacts) -> dict[str, str]:
+    return {m: f"{d} ({m})" if d else m for m, d, _ in facts.models}
 
 
 @router.get("/api/facets", response_model=Facets, summary="Counts of each facet under the other facets' filters")
-def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection = Depends(read_db),
+def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection = Depends(snapshot),
            ctx: AtlasContext = Depends(atlas)) -> Facets:
+    facts = ctx.facts(conn)
     parsed = ctx.vocabulary(conn).parse(filters.text)
-    labels = _model_labels(ctx, conn)
+    labels = _model_labels(facts)
     if filters.kind == "scenes":
-        return _fts_guard(_scene_facets, conn, filters, parsed, ctx, labels)
+        return _fts_guard(_scene_facets, conn, filters, parsed, facts, labels)
     q = images.Query.of(filters, parsed)
-    edges: dict = {}  # the ends of a sol range, read once for all facets
-    count = lambda facet: _fts_guard(images.counts, conn, q.without(facet) if facet else q, facet, edges)  # noqa: E731
-    bins = count("sol")
-    has_sources = conn.execute("SELECT 1 FROM predictions WHERE source_image IS NOT NULL LIMIT 1").fetchone()
-    sources = count("source_image") if has_sources else Counter()
+    counts = ImageCounts(conn, q, facts.image_models)
+    bins = _fts_guard(counts.facet, "sol")
+    sources = _fts_guard(counts.facet, "source_image") if facts.has_sources else Counter()
     top_sources = Counter(dict(sources.most_common(SOURCE_IMAGE_FACET_SIZE)))
-    return Facets(kind="images", total=sum(count(None).values()),
-                  model=_values(count("model"), filters.models, labels),
-                  class_=_values(count("class"), tuple(c for c in q.classes if c != images.NO_CLASS)),
-                  instrument=[v for v in _values(count("instrument"), filters.instruments) if v.value],
+    return Facets(kind="images", total=_fts_guard(counts.total),
+                  model=_values(_fts_guard(counts.facet, "model"), filters.models, labels),
+                  class_=_values(_fts_guard(counts.facet, "class"), tuple(c for c in q.classes if c != images.NO_CLASS)),
+                  instrument=[v for v in _values(_fts_guard(counts.facet, "instrument"), filters.instruments) if v.value],
                   sol=[SolBin(start=b * SOL_BIN, end=b * SOL_BIN + SOL_BIN - 1, count=n)
                        for b, n in sorted(bins.items()) if b is not None and n],
                   source_image=_values(top_sources, (filters.source_image,) if filters.source_image else ()))
 
 
-def _scene_facets(conn, filters: Filters, parsed: ParsedText, ctx: AtlasContext, labels: dict) -> Facets:
-    sq = scenes.scene_query(filters, parsed, ctx.count_confidence(conn))
-    conds_sources = scenes.top_sources(conn, sq, SOURCE_IMAGE_FACET_SIZE)
-    return Facets(kind="scenes", total=sum(scenes.counts(conn, sq, None).values()),
-                  model=_values(scenes.counts(conn, sq, "model"), filters.models, labels),
-                  class_=_values(scenes.counts(conn, sq, "class"), tuple(c for c, _ in sq.min_counts)),
-                  instrument=[], sol=[], source_image=_values(conds_sources, ()))
+def _scene_facets(conn, filters: Filters, parsed: ParsedText, facts: CatalogFacts, labels: dict) -> Facets:
+    sq = _scene_query(filters, parsed, facts)
+    return Facets(kind="scenes", total=scenes.total(conn, sq, facts.scene_rows),
+                  model=_values(scenes.model_counts(conn, sq, facts.scene_rows), filters.models, labels),
+                  class_=_values(scenes.class_counts(conn, sq), tuple(c for c, _ in sq.min_counts)),
+                  instrument=[], sol=[],
+                  source_image=_values(scenes.top_sources(conn, sq, SOURCE_IMAGE_FACET_SIZE), ()))
