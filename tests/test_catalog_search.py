@@ -74,8 +74,8 @@ def _rows(n: int, model: str = "runs:/a") -> list:
 
 
 def test_the_confidence_grid_is_the_decimals_it_names_and_its_columns_say_which():
-    assert len(CONFIDENCE_GRID) == len(set(GRID_VALUES)) == 118 and GRID_VALUES[-1] == 1.0
-    assert {0.01, 0.5, 0.93, 0.99, 0.995, 0.999, 0.9995, 0.9999} <= set(GRID_VALUES)
+    assert len(CONFIDENCE_GRID) == len(set(GRID_VALUES)) == 46 and GRID_VALUES[-1] == 1.0
+    assert {0.05, 0.5, 0.85, 0.93, 0.99, 0.995, 0.999, 0.9995, 0.9999} <= set(GRID_VALUES)
     for value, column in zip(GRID_VALUES, COUNT_COLUMNS):
         assert float(column.removeprefix("n_ge_").replace("_", ".")) == value  # the API's float of that decimal
 

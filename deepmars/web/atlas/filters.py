@@ -61,10 +61,10 @@ def search_filters(
         sol_max: int | None = Query(None, ge=0, le=1_000_000),
         source_image: str | None = Query(None, max_length=200),
         min_confidence: float = Query(0.0, ge=0.0, le=1.0, description=(
-            "images: rows with confidence >= this value, exactly, for any value (results, totals and "
-            "facet counts alike). Values on the count tables' grid (multiples of 0.01; of 0.001 above 0.99; "
-            "of 0.0001 above 0.999) are counted from them alone; any other value also counts the rows "
-            "between it and the next grid value")),
+            "images: rows with confidence >= this value, exactly, whatever the value (results, totals and "
+            "facet counts alike). Values on the count tables' grid (multiples of 0.05; of 0.01 above 0.9; of "
+            "0.001 above 0.99; of 0.0001 above 0.999) are counted from them alone; any other value also counts "
+            "the rows between it and the nearest grid value, which takes longer")),
         abstained: bool = Query(False, description="include rows flagged abstained"),
         min_count: list[str] = Query([], max_length=MAX_VALUES,
                                      description="scenes: class:n, at least n landmarks of the class"),

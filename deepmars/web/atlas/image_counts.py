@@ -5,9 +5,10 @@ One request reads, for its sol selection (every row, or whole 50-, 10- and 1-sol
 range exactly), the rows per (model, class, instrument) at its confidence threshold: at most a few
 thousand count rows, grouped to a few hundred. Every facet but the sol histogram, and the total,
 follows from those in Python (each facet ignoring its own selection); the histogram is one range
-of 50-sol bins. A threshold off the grid adds the rows between it and the next grid value, read
-once from ``predictions``. Free text and a source image narrow rows the count tables do not know
-of: those count the matching rows themselves (few, by their indexes).
+of 50-sol bins. A threshold off the grid is the nearest grid value's column corrected by the rows
+between the two, read once from ``predictions`` (an index range). Free text and a source image
+narrow rows the count tables do not know of: those count the matching rows themselves (few, by
+their indexes).
 """
 
 from __future__ import annotations
@@ -29,18 +30,24 @@ ROW_GROUPS = {"model": "model_id", "class": "predicted_class", "instrument": "IF
 
 @dataclass(frozen=True)
 class Threshold:
-    """A confidence threshold as the count tables answer it."""
+    """A confidence threshold as the count tables answer it: a grid column, plus or minus the rows
+    between the threshold and that grid value when the threshold is off the grid."""
 
-    column: str  # "n" (no threshold) or the count column of the smallest grid value >= the threshold
-    between: tuple[float, float] | None  # [threshold, grid value): rows counted from predictions, if any
+    column: str  # "n" (no threshold) or the count column of a grid value next to the threshold
+    between: tuple[float, float] | None  # [low, high): rows counted from predictions, if any
+    sign: int = 1  # +1: add them (the grid value is above the threshold), -1: take them away (below)
 
     @classmethod
     def of(cls, min_confidence: float) -> "Threshold":
         if min_confidence <= 0:
             return cls("n", None)
         i = bisect_left(GRID_VALUES, min_confidence)
-        value = GRID_VALUES[i]  # min_confidence <= 1.0, the grid's last value (the API's bound)
-        return cls(COUNT_COLUMNS[i], None if value == min_confidence else (min_confidence, value))
+        above = GRID_VALUES[i]  # min_confidence <= 1.0, the grid's last value (the API's bound)
+        if above == min_confidence:
+            return cls(COUNT_COLUMNS[i], None)
+        if i > 0 and min_confidence - GRID_VALUES[i - 1] < above - min_confidence:  # the nearer grid value
+            return cls(COUNT_COLUMNS[i - 1], (GRID_VALUES[i - 1], min_confidence), -1)
+        return cls(COUNT_COLUMNS[i], (min_confidence, above))
 
 
 def sol_pieces(lo: int, hi: int, levels: tuple[int, ...] = SOL_LEVELS) -> list[tuple[int, int, int]]:
@@ -130,7 +137,7 @@ class ImageCounts:
                     tallies[(model, name, _instrument(instrument))] += n
             for model, name, instrument, _, in_range, n in self._rows_between():
                 if in_range:
-                    tallies[(model, name, instrument)] += n
+                    tallies[(model, name, instrument)] += self.threshold.sign * n
             self._tallies = tallies
         return self._tallies
 
@@ -149,12 +156,12 @@ class ImageCounts:
             params).fetchall()))
         for model, name, instrument, sol_bin, _, n in self._rows_between():
             if sol_bin is not None and _keep(q, (model, name, instrument)):
-                bins[sol_bin] += n
+                bins[sol_bin] += self.threshold.sign * n
         return bins
 
     def _rows_between(self) -> list[tuple]:
-        """Rows with a confidence between an off-grid threshold and the next grid value, grouped by
-        (model, class, instrument, 50-sol bin, in the sol range); none for a threshold on the grid."""
+        """Rows with a confidence between an off-grid threshold and its grid value, grouped by (model,
+        class, instrument, 50-sol bin, in the sol range); none for a threshold on the grid."""
         if self.threshold.between is None:
             return []
         if self._between is None:
