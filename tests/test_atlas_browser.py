@@ -54,9 +54,21 @@ def test_a_class_facet_filters_and_updates_the_other_counts(page, base):
     summary = page.locator("#summary").inner_text()
     _slide(page, "#confidence", 0.9)
     _settled(page, summary)
-    assert "min_confidence=0.90" in page.url
+    assert re.search(r"min_confidence=0\.9(&|$)", page.url)
     confidences = [float(re.search(r"([\d.]+)%", c).group(1)) for c in page.locator("#results .card .class").all_inner_texts()]
     assert confidences and min(confidences) >= 90
+
+
+def test_a_link_with_a_threshold_off_the_slider_keeps_it_exactly(page, base):
+    page.goto(base + "/?kind=images&min_confidence=0.935&abstained=true")
+    page.wait_for_selector("#results .card")
+    assert page.locator("#confidence-value").inner_text() == "0.935"
+    summary = page.locator("#summary").inner_text()
+    page.locator('#facet-class label[data-value="apxs"] input').check()  # any change: the threshold goes along
+    _settled(page, summary)
+    assert "min_confidence=0.935" in page.url
+    confidences = [float(re.search(r"([\d.]+)%", c).group(1)) for c in page.locator("#results .card .class").all_inner_texts()]
+    assert confidences and min(confidences) >= 93.5  # the fixture's 0.91 rows stay out
 
 
 def test_free_text_with_a_typo_offers_the_class_and_finds_it(page, base):

@@ -32,7 +32,8 @@ function params() {
   if (state.sol_min !== "") p.set("sol_min", state.sol_min);
   if (state.sol_max !== "") p.set("sol_max", state.sol_max);
   if (state.source_image) p.set("source_image", state.source_image);
-  if (state.kind === "images" && state.min_confidence > 0) p.set("min_confidence", state.min_confidence.toFixed(2));
+  // the value as given (a link may carry 0.935): the API counts any threshold exactly
+  if (state.kind === "images" && state.min_confidence > 0) p.set("min_confidence", String(state.min_confidence));
   if (state.kind === "images" && state.abstained) p.set("abstained", "true");
   if (state.kind === "scenes")
     for (const [name, n] of Object.entries(state.min_count)) if (n > 0) p.append("min_count", `${name}:${n}`);
@@ -162,10 +163,15 @@ function renderKinds() {
   document.body.className = "kind-" + state.kind;
 }
 
+function confidenceText(value) {
+  const exact = String(value);  // 0.935 as 0.935, 0.9 as 0.90
+  return exact.length > 4 ? exact : value.toFixed(2);
+}
+
 function syncInputs() {
   document.getElementById("q").value = state.q;
   document.getElementById("confidence").value = state.min_confidence;
-  document.getElementById("confidence-value").textContent = state.min_confidence.toFixed(2);
+  document.getElementById("confidence-value").textContent = confidenceText(state.min_confidence);
   document.getElementById("abstained").checked = state.abstained;
   document.getElementById("sol-min").value = state.sol_min;
   document.getElementById("sol-max").value = state.sol_max;
