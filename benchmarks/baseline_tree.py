@@ -37,6 +37,7 @@ def benchmark_module(root: Path, name: str) -> ModuleType:
     sys.path: load it only in a process that has not imported deepmars yet (``call_in_tree``)."""
     spec = importlib.util.spec_from_file_location(name, root / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in it looks its module up there
     spec.loader.exec_module(module)
     return module
 
