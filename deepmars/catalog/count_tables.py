@@ -198,11 +198,15 @@ def counts_schema(search_triggers: dict[str, list[str]]) -> tuple[str, ...]:
           for (table, event), statements in _SCENE_COUNT_STATEMENTS.items()],
         _trigger("scene_counts_insert_pairs", "insert", "scene_counts", _PAIRS_ADD),
         _trigger("scene_counts_delete_pairs", "delete", "scene_counts", _PAIRS_REMOVE),
-        # Pages without a class filter walk it in (confidence, id) order as before; the columns after
-        # id, which change no order, let the count of an off-grid threshold's slice (tens of
-        # thousands of rows at 3.7 M) and the abstained filter of a page read the index alone.
+        # Result pages walk these in (confidence, id) order as before; the columns after id, which
+        # change no order, let a page's other filters (abstained, instrument, sol range) and the
+        # count of an off-grid threshold's slice (tens of thousands of rows at 3.7 M) read the index
+        # alone, with a row look-up only for each row shown.
         "DROP INDEX predictions_by_confidence",
         "CREATE INDEX predictions_by_confidence ON predictions (model_id, confidence, id, abstained, predicted_class, "
+        "instrument, sol)",
+        "DROP INDEX predictions_by_class",
+        "CREATE INDEX predictions_by_class ON predictions (model_id, predicted_class, confidence, id, abstained, "
         "instrument, sol)",
         # scene pages without a class filter, in order; the scenes with the most landmarks
         "CREATE INDEX landmark_images_in_order ON landmark_images (source_image)",

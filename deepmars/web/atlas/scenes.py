@@ -6,7 +6,8 @@ ordered by source image id, keyset on (source_image, id).
 
 A search with classes reads ``scene_counts`` (the counts by scene row id, with each scene's source
 image and landmark total): the scenes with >= n of one class are one index range, the other
-classes a key look-up per scene. Totals and the class facet of a search with one class and no
+classes a key look-up per scene (or, with nothing else narrowing, one range per class intersected
+in Python, page and total from the same pass). Totals and the class facet of a search with one class and no
 other narrowing come from ``scene_class_pairs`` alone (a few dozen rows); a search without classes
 walks ``landmark_images`` by its indexes.
 """
@@ -14,6 +15,7 @@ walks ``landmark_images`` by its indexes.
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 
@@ -39,6 +41,11 @@ class SceneQuery:
     def one_class(self) -> bool:
         """One minimum count and nothing else narrows: the pairs table answers its counts."""
         return len(self.min_counts) == 1 and not self.fts and not self.filters.source_image
+
+    @property
+    def several_classes(self) -> bool:
+        """Several minimum counts and nothing else narrows: one index range per class, intersected."""
+        return len(self.min_counts) > 1 and not self.fts and not self.filters.source_image
 
 
 def scene_query(filters: Filters, text: ParsedText, count_confidence: float, models: tuple[str, ...] = ()) -> SceneQuery:
@@ -95,6 +102,8 @@ def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
 
 
 def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int) -> Page:
+    if q.several_classes:
+        return page_and_total(conn, q, after, limit, {})[0]
     m = matching(q)
     extra, params = [], list(m.params)
     if after is not None:
@@ -102,6 +111,37 @@ def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: i
         params += [after.key, after.id]
     ids = [r[0] for r in conn.execute(m.sql(m.id, extra, f" ORDER BY a.source_image, {m.id} LIMIT ?"),
                                       params + [limit + 1])]
+    return _page_of(conn, ids, limit)
+
+
+def page_and_total(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int,
+                   scene_rows: dict[str, int]) -> tuple[Page, int]:
+    """A result page and the total, from one pass over the matching scenes when several classes must hold."""
+    if not q.several_classes:
+        return page(conn, q, after, limit), total(conn, q, scene_rows)
+    keys = _intersection(conn, q)
+    start = 0 if after is None else bisect_right(keys, (after.key, after.id))
+    return _page_of(conn, [scene_id for _, scene_id in keys[start:start + limit + 1]], limit), len(keys)
+
+
+def _intersection(conn: sqlite3.Connection, q: SceneQuery) -> list[tuple[str, int]]:
+    """(source image, scene id) of the scenes holding each minimum count, in page order: one index
+    range of scene_counts per class, intersected here (a key look-up per scene of one class for
+    each other class, in SQL, costs several times more)."""
+    models = q.wanted_models
+    ranges = "FROM scene_counts WHERE count_confidence = ? AND model_id IN ({}) AND class = ? AND n >= ?"
+    ranges = ranges.format(_marks(models))
+    (first, n), *others = sorted(q.min_counts, key=lambda item: -item[1])
+    keys = conn.execute(f"SELECT source_image, scene_id {ranges}", [q.count_confidence, *models, first, n]).fetchall()
+    for name, m in others:
+        holding = {r[0] for r in conn.execute(f"SELECT scene_id {ranges}", [q.count_confidence, *models, name, m])}
+        keys = [k for k in keys if k[1] in holding]
+    keys.sort()
+    return keys
+
+
+def _page_of(conn: sqlite3.Connection, ids: list[int], limit: int) -> Page:
+    """The page of scene ``ids`` (in order; one more than ``limit`` when another page follows)."""
     more = len(ids) > limit
     ids = ids[:limit]
     found = {r[0]: r for r in conn.execute(f"SELECT {RESULT_COLUMNS} FROM landmark_images s WHERE s.id IN "
@@ -131,6 +171,8 @@ def total(conn: sqlite3.Connection, q: SceneQuery, scene_rows: dict[str, int]) -
     if q.one_class:
         name, n = q.min_counts[0]
         return sum(_pairs(conn, q, "model_id", q.wanted_models, name, n).values())
+    if q.several_classes:
+        return len(_intersection(conn, q))
     if not q.min_counts and not q.fts and not q.filters.source_image:
         return sum(scene_rows.get(m, 0) for m in q.wanted_models)
     m = matching(q)

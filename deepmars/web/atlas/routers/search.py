@@ -72,8 +72,7 @@ def search(filters: Filters = Depends(search_filters),
         results = [image_result(r) for r in page.rows]
     else:
         sq = _scene_query(filters, parsed, facts)
-        page = _fts_guard(scenes.page, conn, sq, Cursor.decode(after, str), limit)
-        total = _fts_guard(scenes.total, conn, sq, facts.scene_rows)
+        page, total = _fts_guard(scenes.page_and_total, conn, sq, Cursor.decode(after, str), limit, facts.scene_rows)
         per_scene = scenes.landmark_counts_of(conn, [r[0] for r in page.rows], sq.count_confidence)
         results = [scene_result(r, per_scene.get(r[0], {})) for r in page.rows]
     return SearchPage(kind=filters.kind, total=total, min_confidence=filters.min_confidence, results=results,
