@@ -339,6 +339,8 @@ class TrainerConfig:
     fine_tune: bool = True
     # The probe's C chosen on val among these (null: trainer.probe_c).
     probe_c_choices: Optional[List[float]] = None
+    # Frozen recipe: after C and the temperature are chosen on val, refit the saved head on train + val.
+    refit_on_train_val: bool = False
     # Frozen features cached on disk (a folder; null: none) and their precision.
     feature_cache: Optional[str] = None
     feature_dtype: FeatureDtype = FeatureDtype.float32
@@ -381,6 +383,9 @@ class TrainerConfig:
         require(is_device(self.device), "device", self.device, DEVICE_FORMS)
         self.precision = str(self.precision).lower()
         require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
+        require(not (self.refit_on_train_val and self.fine_tune), "refit_on_train_val", self.refit_on_train_val,
+                "false when trainer.fine_tune is true (only the frozen recipe's head is refit on train + val; "
+                "fine-tuning chooses its checkpoint on val)")
 
 
 @dataclass
@@ -516,7 +521,8 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
 # Keys added to the schema after runs were checkpointed, with the value that reproduces the older
 # behaviour: left out of the identity at that value, so those checkpoints still resume.
 LATER_KEYS = {"dataset.classes.header": False, "dataset.classes.columns.id": 0, "dataset.classes.columns.name": 1,
-              "split.group_pattern": None, "trainer.precision": "32"}
+              "split.group_pattern": None, "trainer.precision": "32",
+              "trainer.refit_on_train_val": False}
 
 
 def training_identity(cfg: DictConfig) -> dict[str, Any]:

@@ -414,3 +414,45 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
 def test_frozen_recipe_needs_the_linear_probe(tmp_path):
     with pytest.raises(ConfigError, match="trainer.fine_tune: got False, allowed: true, or false with trainer.head_init=linear_probe"):
         train(compose_cfg(tmp_path, "trainer.fine_tune=false"))
+
+
+@pytest.mark.slow
+def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_and_temperature_chosen_before(tmp_path):
+    from deepmars.data.cache import decode_samples
+    from deepmars.models.factory import head_prefix
+    from deepmars.training.features import features_for
+    from deepmars.training.head_init import fit_probe
+    from deepmars.training.run import load_and_split
+
+    frozen = ("trainer.fine_tune=false", "trainer.head_init=linear_probe", "trainer.probe_c_choices=[0.01,1.0]",
+              "model.tta=hflip", f"trainer.feature_cache={tmp_path}/features", "trainer.eval_splits=[val,test]")
+    train(compose_cfg(tmp_path / "a", *frozen))
+    train(compose_cfg(tmp_path / "b", *frozen, "trainer.refit_on_train_val=true"))
+    (plain,), (refit,) = runs(tmp_path / "a"), runs(tmp_path / "b")
+    p, r = plain.data.metrics, refit.data.metrics
+    for key in ("probe_c", "val_acc", "temperature", "probe_val_acc_c_0.01", "probe_val_acc_c_1"):
+        assert r[key] == pytest.approx(p[key]), key  # every choice made as without the refit
+    assert "refit_train_val_acc" in r and "refit_train_val_acc" not in p
+
+    cfg = compose_cfg(tmp_path / "b", *frozen, "trainer.refit_on_train_val=true")
+    bundle = ModelBundle.load(tmp_path / "b" / "ckpt" / "model.pt")
+    head = bundle.model.get_submodule(head_prefix(bundle.model, cfg.model.head))
+    _, splits = load_and_split(cfg)
+    feats, targets = [], []
+    for name in ("train", "val"):
+        data = decode_samples(splits[name], bundle.preprocess, progress=False)
+        feats.append(features_for(bundle.model, head, data.images, [s.path for s in data.samples], bundle.preprocess,
+                                  bundle.tta, model_cfg=cfg.model, cache_dir=f"{tmp_path}/features").mean(1))
+        targets.append(data.targets)
+    weight, bias, _ = fit_probe(np.concatenate(feats), np.concatenate(targets), len(bundle.class_names), r["probe_c"])
+    np.testing.assert_allclose(head.weight.detach().numpy(), weight, atol=1e-6)
+    np.testing.assert_allclose(head.bias.detach().numpy(), bias, atol=1e-6)
+    assert bundle.temperature == pytest.approx(r["temperature"])
+    test = decode_samples(splits["test"], bundle.preprocess, progress=False)
+    probs = bundle.predict_proba(bundle.preprocess.eval_batch(test.images))
+    assert float((probs.argmax(1) == test.targets).mean()) == pytest.approx(r["test_acc"])
+
+
+def test_refit_on_train_val_is_refused_for_fine_tuning(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.refit_on_train_val: got True, allowed: false when trainer.fine_tune is true"):
+        train(compose_cfg(tmp_path, "trainer.refit_on_train_val=true"))

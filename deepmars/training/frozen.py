@@ -8,6 +8,14 @@ posteriors (deepmars.models.tta), as the saved bundle does for predict.py and la
 The inverse regularisation C is chosen on val among ``trainer.probe_c_choices`` (or
 ``trainer.probe_c``). The result is an ordinary model bundle.
 
+With ``trainer.refit_on_train_val`` the head that is saved is fitted once more, after every
+choice is made: on train and val together, with the C chosen on val. C and the temperature rule
+(``trainer.calibration``) are chosen with the head fitted on train only, exactly as without the
+refit; that head's val predictions are the ones reported and calibrated on (val is no longer
+held out from the saved head), and every other split is predicted by the refit head, whose
+posteriors are scaled by the temperature chosen on val. Under drift (MSL's val sols lie between
+train and test) the later labelled images move the head towards the test distribution.
+
 Features come from the cache (``trainer.feature_cache``) when present, so a cross-validation
 sweep computes each image's features once.
 """
@@ -15,7 +23,8 @@ sweep computes each image's features once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,8 +35,7 @@ from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.evaluation import SplitPredictions
 from deepmars.evaluation.apply import predictions_for
 from deepmars.models.factory import head_prefix
-from deepmars.models.tta import views_for
-from deepmars.models.tta import combine_views
+from deepmars.models.tta import combine_views, views_for
 from deepmars.training.features import features_for
 from deepmars.training.finish import report_and_save
 from deepmars.training.head_init import fit_probe
@@ -47,6 +55,57 @@ def view_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> n
     return np.asarray(combine_views(torch.from_numpy(z.astype(np.float32)), v)).reshape(n, -1)
 
 
+@dataclass
+class FrozenHead:
+    """The head chosen on val (fitted on train) and the head saved (the same, or refit on train + val)."""
+
+    c: float
+    weight: np.ndarray  # fitted on train with c: its val predictions chose c and the temperature
+    bias: np.ndarray
+    train_acc: float
+    val_acc: float
+    val_acc_by_c: dict[float, float]
+    final_weight: np.ndarray  # the saved head
+    final_bias: np.ndarray
+    refit_train_val_acc: float | None = None  # the refit head's accuracy on train + val (fitted on them)
+
+
+def fit_frozen_head(train_feats: np.ndarray, train_targets: np.ndarray, val_feats: np.ndarray,
+                    val_targets: np.ndarray, num_classes: int, choices: Sequence[float],
+                    refit_on_train_val: bool = False) -> FrozenHead:
+    """C by val accuracy of heads fitted on train (first listed wins a tie); then the optional refit.
+
+    Features are (N, V, D): the fit sees each image's mean over the views, val is scored as the
+    bundle predicts (the views' mean posterior).
+    """
+    best = None
+    by_c: dict[float, float] = {}
+    for c in choices:
+        weight, bias, train_acc = fit_probe(train_feats.mean(1), train_targets, num_classes, c)
+        val_acc = float((view_logits(val_feats, weight, bias).argmax(1) == val_targets).mean())
+        log.info("probe C=%g: train accuracy %.4f, val accuracy %.4f", c, train_acc, val_acc)
+        by_c[c] = val_acc
+        if best is None or val_acc > best[0]:
+            best = (val_acc, c, weight, bias, train_acc)
+    val_acc, c, weight, bias, train_acc = best
+    head = FrozenHead(c=c, weight=weight, bias=bias, train_acc=train_acc, val_acc=val_acc, val_acc_by_c=by_c,
+                      final_weight=weight, final_bias=bias)
+    if refit_on_train_val:
+        feats = np.concatenate([train_feats.mean(1), val_feats.mean(1)])
+        targets = np.concatenate([train_targets, val_targets])
+        head.final_weight, head.final_bias, head.refit_train_val_acc = fit_probe(feats, targets, num_classes, c)
+        log.info("head refit on train + val (%d images) with C=%g: accuracy on them %.4f",
+                 len(targets), c, head.refit_train_val_acc)
+    return head
+
+
+def split_logits(fitted: FrozenHead, split: str, feats: np.ndarray) -> np.ndarray:
+    """Val as the head fitted on train saw it (the temperature rule chooses on these); the rest by the saved head."""
+    if split == "val":
+        return view_logits(feats, fitted.weight, fitted.bias)
+    return view_logits(feats, fitted.final_weight, fitted.final_bias)
+
+
 def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: LabeledDataset,
                  splits: dict[str, list[Sample]], train_data: DecodedImages, val: DecodedImages,
                  decode_split: Callable, checkpoint_dir) -> float:
@@ -61,20 +120,15 @@ def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: Labe
                                 batch_size=int(cfg.trainer.eval_batch_size),
                                 dtype=str(cfg.trainer.get("feature_dtype") or "float32"))
              for name, d in data.items()}
-    best = None
-    for c in probe_choices(cfg):
-        weight, bias, train_acc = fit_probe(feats["train"].mean(1), train_data.targets, head.out_features, c)
-        val_acc = float((view_logits(feats["val"], weight, bias).argmax(1) == val.targets).mean())
-        log.info("probe C=%g: train accuracy %.4f, val accuracy %.4f", c, train_acc, val_acc)
-        session.log_metrics({f"probe_val_acc_c_{c:g}": val_acc})
-        if best is None or val_acc > best[0]:
-            best = (val_acc, c, weight, bias, train_acc)
-    val_acc, c, weight, bias, train_acc = best
+    fitted = fit_frozen_head(feats["train"], train_data.targets, feats["val"], val.targets, head.out_features,
+                             probe_choices(cfg), bool(cfg.trainer.get("refit_on_train_val")))
+    session.log_metrics({f"probe_val_acc_c_{c:g}": acc for c, acc in fitted.val_acc_by_c.items()})
     with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(weight))
-        head.bias.copy_(torch.from_numpy(bias))
-    preds: dict[str, SplitPredictions] = {
-        name: predictions_for(data[name], logits=view_logits(feats[name], weight, bias))
-        for name in cfg.trainer.eval_splits}
-    extra = {"best_val_acc": val_acc, "probe_c": c, "linear_probe_train_acc": train_acc}
+        head.weight.copy_(torch.from_numpy(fitted.final_weight))
+        head.bias.copy_(torch.from_numpy(fitted.final_bias))
+    preds: dict[str, SplitPredictions] = {name: predictions_for(data[name], logits=split_logits(fitted, name, feats[name]))
+                                          for name in cfg.trainer.eval_splits}
+    extra = {"best_val_acc": fitted.val_acc, "probe_c": fitted.c, "linear_probe_train_acc": fitted.train_acc}
+    if fitted.refit_train_val_acc is not None:
+        extra["refit_train_val_acc"] = fitted.refit_train_val_acc
     return report_and_save(cfg, session, model, ds, pre, preds, checkpoint_dir, extra)
