@@ -454,5 +454,6 @@ def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_a
 
 
 def test_refit_on_train_val_is_refused_for_fine_tuning(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.refit_on_train_val: got True, allowed: false when trainer.fine_tune is true"):
+    message = "trainer.refit_on_train_val: got True, allowed: false when trainer.fine_tune is true"
+    with pytest.raises(ConfigError, match=message):
         train(compose_cfg(tmp_path, "trainer.refit_on_train_val=true"))

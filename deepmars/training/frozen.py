@@ -126,8 +126,9 @@ def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: Labe
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fitted.final_weight))
         head.bias.copy_(torch.from_numpy(fitted.final_bias))
-    preds: dict[str, SplitPredictions] = {name: predictions_for(data[name], logits=split_logits(fitted, name, feats[name]))
-                                          for name in cfg.trainer.eval_splits}
+    preds: dict[str, SplitPredictions] = {
+        name: predictions_for(data[name], logits=split_logits(fitted, name, feats[name]))
+        for name in cfg.trainer.eval_splits}
     extra = {"best_val_acc": fitted.val_acc, "probe_c": fitted.c, "linear_probe_train_acc": fitted.train_acc}
     if fitted.refit_train_val_acc is not None:
         extra["refit_train_val_acc"] = fitted.refit_train_val_acc
