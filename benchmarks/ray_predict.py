@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deepmars.catalog import TIME_COLUMNS, Catalog  # noqa: E402
+from deepmars.config import ModelConfig  # noqa: E402
 from deepmars.devices import cuda_report  # noqa: E402
 from deepmars.models.bundle import ModelBundle  # noqa: E402
 from deepmars.models.factory import build_model  # noqa: E402
@@ -40,6 +41,7 @@ from deepmars.models.loading import load_bundle  # noqa: E402
 from deepmars.prediction.options import PredictOptions, RayConfig  # noqa: E402
 from deepmars.prediction.ray_engine import run_predict_ray  # noqa: E402
 from deepmars.prediction.runner import run_predict  # noqa: E402
+from deepmars.schema import load  # noqa: E402
 
 LITE0 = {"source": "timm", "name": "tf_efficientnet_lite0", "pretrained": "none", "img_size": 224, "resize": None}
 MSL_METADATA = {"pattern": r"^(?P<sol>\d{4})(?P<instrument>M[LRH])", "types": {"sol": "int"}}
@@ -67,7 +69,7 @@ def main() -> None:
         tmp = Path(tmp)
         listing = tmp / "images.txt"
         listing.write_text("".join(f"{p}\n" for p in images))
-        model, pre = build_model(LITE0, 24, load_pretrained=False)
+        model, pre = build_model(load(ModelConfig, LITE0, prefix="model"), 24, load_pretrained=False)
         bundle_path = ModelBundle(model=model, model_cfg=LITE0, class_names=[f"c{i}" for i in range(24)],
                                   preprocess=pre, dataset={"name": "msl", "metadata": MSL_METADATA}).save(tmp / "m.pt")
 
