@@ -1,22 +1,29 @@
-"""Predict throughput and memory: end-to-end vs model-only, peak RSS over 100k images, archive time.
+"""Predict throughput per runtime x precision: end-to-end vs model-only, agreement, accuracy, archive time.
 
-    DEEPMARS_DATA=/path/to/data python benchmarks/predict_throughput.py
-        [--images 512] [--rounds 3] [--batch-size 64] [--configs 1x1,2x1,2x0] [--memory-images 100000]
-        [--profile]
+    DEEPMARS_DATA=/path/to/data python benchmarks/predict_throughput.py [--model runs:/<id> | model.pt]
+        [--images 2000] [--rounds 2] [--batch-size 64] [--memory-images 100000] [--profile]
+        [--configs torch:fp32:1x1,onnxruntime:fp32:2x1,openvino:fp32:2x1,torch:bf16:2x1,openvino:bf16:2x1,
+                   openvino:int8:2x1]
 
-For each ``threads x num_workers`` config, on the same model (tf_efficientnet_lite0, 224 px; random
-weights run at the speed of trained ones) and batch size:
+One model (``--model``: a trained MSL bundle; default tf_efficientnet_lite0 at 224 px with random
+weights, which run at the speed of trained ones but make accuracy meaningless) is first exported
+by ``export_model.py``'s code (ONNX, OpenVINO IR, NNCF int8 calibrated on 300 MSL training
+images), which classifies the whole MSL test split (sol split, 1305 images) on every runtime x
+precision: top-1 agreement with eager fp32 and accuracy. Then, per ``runtime:precision:threads x
+decode workers`` config, alternately for ``--rounds`` rounds (the machine is shared: both see the
+same load; medians are compared):
 
-- model-only: ``ModelBundle.predict_proba`` on a pre-built batch of real decoded MSL images, over
-  as many images as an end-to-end run, alternating with it for ``--rounds`` rounds (the machine
-  is shared: both see the same load; the medians are compared);
+- model-only: the classifier's calibrated probabilities for a ready batch of decoded MSL images,
+  over as many images as an end-to-end run;
 - end-to-end: ``run_predict`` (what predict.py runs) over the first ``--images`` MSL images into a
-  fresh catalog: listing, hashing, decoding in workers, inference, catalog writes. It excludes the
-  interpreter start and model load (a fixed ~5 s per run, not per image).
+  fresh catalog: listing, hashing, decoding in workers, inference, catalog writes, and the
+  first-batch check against eager. It excludes the interpreter start, model load and runtime
+  compilation (a fixed few seconds per run, not per image).
 
-Then predict.py in a subprocess over ``--memory-images`` generated 32x32 JPEGs with timm's tiny
-test network (the memory question is about per-image state, not the network), sampling the RSS of
-the process and its workers; and the time for the 3.7 M image MSL archive from the best rate.
+Each config's catalog is compared with eager fp32's on the same images (top-1 agreement, largest
+confidence difference); the MSL archive time (3.7 M images) comes from the best exact (fp32)
+configuration. Then predict.py runs in a subprocess over ``--memory-images`` generated 32x32
+JPEGs with timm's tiny test network, sampling the RSS of the process and its workers.
 """
 
 from __future__ import annotations
@@ -32,16 +39,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from deepmars.catalog import Catalog  # noqa: E402
 from deepmars.config import ModelConfig  # noqa: E402
+from deepmars.errors import DeepMarsError  # noqa: E402
+from deepmars.inference.opening import open_classifier  # noqa: E402
+from deepmars.inference.runtimes import choose  # noqa: E402
 from deepmars.models.bundle import ModelBundle  # noqa: E402
 from deepmars.models.factory import build_model  # noqa: E402
 from deepmars.models.loading import load_bundle  # noqa: E402
@@ -54,6 +65,25 @@ LITE0 = {"source": "timm", "name": "tf_efficientnet_lite0", "pretrained": "none"
 TINY = {"source": "timm", "name": "test_efficientnet", "pretrained": "none", "img_size": 64, "resize": 72}
 MSL_ARCHIVE = 3_700_000
 MSL_METADATA = {"pattern": r"^(?P<sol>\d{4})(?P<instrument>M[LRH])", "types": {"sol": "int"}}
+CONFIGS = "torch:fp32:1x1,onnxruntime:fp32:2x1,openvino:fp32:2x1,torch:bf16:2x1,openvino:bf16:2x1,openvino:int8:2x1"
+
+
+@dataclass(frozen=True)
+class Config:
+    runtime: str
+    precision: str
+    threads: int
+    workers: int
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        runtime, precision, shape = text.split(":")
+        threads, workers = (int(v) for v in shape.split("x"))
+        return cls(runtime, precision, threads, workers)
+
+    @property
+    def name(self) -> str:
+        return f"{self.runtime}:{self.precision}:{self.threads}x{self.workers}"
 
 
 def save_bundle(path: Path, cfg: dict, classes: list[str]) -> Path:
@@ -67,60 +97,130 @@ def msl_classes(msl: Path) -> list[str]:
     return [line.split(None, 1)[1].strip() for line in lines if line.strip()]
 
 
-def model_only(bundle: ModelBundle, batch: torch.Tensor, n_images: int) -> float:
-    """img/s of predict_proba alone on a ready batch, over as many images as the end-to-end run."""
-    bundle.predict_proba(batch)  # warm-up: kernels chosen for this shape
-    steps = max(1, round(n_images / len(batch)))
+def model_file(args, msl: Path, tmp: Path) -> Path:
+    """A copy of the benchmarked bundle in ``tmp``: its export is made there, not beside the user's file."""
+    path = tmp / "model" / "model.pt"
+    path.parent.mkdir()
+    if args.model is None:
+        classes = [c for c in msl_classes(msl) if c != "sun"]  # the 24 classes with images, as training keeps
+        return save_bundle(path, LITE0, classes)
+    bundle = load_bundle(args.model, args.tracking_uri)
+    bundle.save(path)
+    return path
+
+
+def export_and_measure(model: Path, args) -> dict:
+    """export_model.py on the MSL sol split: int8 calibrated on train, every runtime on the test split."""
+    from hydra import compose, initialize_config_dir
+
+    import deepmars.config  # noqa: F401 - the ${deepmars_sample:...} resolver
+    from deepmars.export.command import run_export
+
+    overrides = [f"model={model}", "dataset=msl", "split=sol", "int8=true", "threads=1",
+                 f"batch_size={args.batch_size}", "num_workers=1", f"check_images={args.test_images}"]
+    with initialize_config_dir(config_dir=str(REPO / "conf" / "export_model"), version_base="1.3"):
+        cfg = compose(config_name="export_model", overrides=overrides)
     start = time.perf_counter()
-    for _ in range(steps):
-        bundle.predict_proba(batch)
-    return steps * len(batch) / (time.perf_counter() - start)
+    table = run_export(cfg)
+    print(f"(export, int8 calibration and the test-split measurements took {time.perf_counter() - start:.0f} s)")
+    return {(m.runtime, m.precision): m.agreement for m in table}
 
 
-def end_to_end(bundle: ModelBundle, listing: Path, catalog: Path, threads: int, workers: int,
-               batch_size: int, profiler: cProfile.Profile | None = None) -> float:
-    """img/s of the whole predict pipeline into a fresh catalog."""
+def model_only(bundle: ModelBundle, config: Config, pixels: np.ndarray, n_images: int) -> float:
+    """img/s of the classifier alone on a ready batch of decoded images, over ``n_images``."""
+    with open_classifier(bundle, config.runtime, config.precision, config.threads, report=lambda line: None) as c:
+        c.probabilities(pixels)  # warm-up: kernels chosen for this shape (and the first-batch check)
+        steps = max(1, round(n_images / len(pixels)))
+        start = time.perf_counter()
+        for _ in range(steps):
+            c.probabilities(pixels)
+        return steps * len(pixels) / (time.perf_counter() - start)
+
+
+def end_to_end(bundle: ModelBundle, listing: Path, catalog: Path, config: Config, batch_size: int,
+               profiler: cProfile.Profile | None = None) -> tuple[float, str]:
+    """img/s of the whole predict pipeline into a fresh catalog; and the catalog's model id."""
     opts = PredictOptions(input=str(listing), model="bench", catalog=catalog, batch_size=batch_size,
-                          num_workers=workers, threads=threads)
+                          num_workers=config.workers, threads=config.threads, runtime=config.runtime,
+                          precision=config.precision)
     if profiler:
         profiler.enable()
     summary = run_predict(opts, bundle, out=io.StringIO(), progress=False)
     if profiler:
         profiler.disable()
     assert summary.failed == 0 and summary.classified > 0, summary
-    return summary.classified / summary.seconds
+    return summary.classified / summary.seconds, summary.model_id
 
 
-def throughput(args, msl: Path, tmp: Path) -> float:
-    """Print the model-only / end-to-end table; return the best end-to-end img/s (median of rounds)."""
+def catalog_answers(catalog: Path, model_id: str) -> dict[str, tuple[str, float]]:
+    with Catalog.open(catalog, create=False) as c:
+        rows = c.conn.execute("SELECT path, predicted_class, confidence FROM predictions WHERE model_id = ?",
+                              (model_id,)).fetchall()
+    return {path: (cls, conf) for path, cls, conf in rows}
+
+
+def compare(reference: dict, other: dict) -> tuple[float, float]:
+    """Top-1 agreement and the largest confidence difference over the same images."""
+    same = sum(reference[p][0] == other[p][0] for p in reference)
+    return same / len(reference), max(abs(reference[p][1] - other[p][1]) for p in reference)
+
+
+def throughput(args, msl: Path, tmp: Path) -> None:
+    """Export and measure, then the side-by-side table; ends with the archive estimate."""
+    configs = [Config.parse(c) for c in args.configs.split(",")]
+    model = model_file(args, msl, tmp)
+    measured = export_and_measure(model, args)
     images = sorted((msl / "calibrated").glob("*.JPG"))[: args.images]
     listing = tmp / "images.txt"
     listing.write_text("".join(f"{p}\n" for p in images))
-    bundle = load_bundle(str(save_bundle(tmp / "lite0.pt", LITE0, msl_classes(msl))))
+    bundle = load_bundle(str(model))
     settings = DecodeSettings(bundle.preprocess, None, str(tmp / "none.sqlite"), "bench", reuse=False)
-    batch = bundle.preprocess.eval_batch(np.stack([process_path(str(p), settings)[1]
-                                                   for p in images[: args.batch_size]]))
-    print(f"\nmodel tf_efficientnet_lite0 224px, batch {args.batch_size}, {len(images)} real MSL images per run, "
-          f"{args.rounds} alternating rounds per config (medians), {os.cpu_count()} cores, "
-          f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'threads':>7} {'workers':>7} {'model-only img/s':>17} {'end-to-end img/s':>17} {'ratio':>6}  rounds (model/e2e)")
-    best, profiler = 0.0, cProfile.Profile() if args.profile else None
-    for i, config in enumerate(args.configs.split(",")):
-        threads, workers = (int(v) for v in config.split("x"))
+    pixels = np.stack([process_path(str(p), settings)[1] for p in images[: args.batch_size]])
+    print(f"\nmodel {bundle.model_cfg['name']} {bundle.preprocess.img_size}px ({args.model or 'random weights'}), "
+          f"batch {args.batch_size}, {len(images)} real MSL images per run, {args.rounds} alternating rounds per "
+          f"config (medians), {os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.1f}")
+    results, answers, profiler = [], {}, cProfile.Profile() if args.profile else None
+    for i, config in enumerate(configs):
+        try:
+            choose(config.runtime, config.precision)
+        except DeepMarsError as exc:
+            print(f"{config.name}: skipped ({exc})")
+            continue
         model_rates, e2e_rates = [], []
         for r in range(args.rounds):  # alternate, so both see the same share of a busy machine
-            torch.set_num_threads(threads)
-            model_rates.append(model_only(bundle, batch, len(images)))
-            e2e_rates.append(end_to_end(bundle, listing, tmp / f"e2e-{i}-{r}.sqlite", threads, workers,
-                                        args.batch_size, profiler=profiler if i == r == 0 else None))
-        base, e2e = statistics.median(model_rates), statistics.median(e2e_rates)
-        rounds = " ".join(f"{m:.1f}/{e:.1f}" for m, e in zip(model_rates, e2e_rates))
-        print(f"{threads:>7} {workers:>7} {base:>17.1f} {e2e:>17.1f} {e2e / base:>6.2f}  {rounds}")
-        best = max(best, e2e)
+            model_rates.append(model_only(bundle, config, pixels, len(images)))
+            rate, model_id = end_to_end(bundle, listing, tmp / f"e2e-{i}-{r}.sqlite", config, args.batch_size,
+                                        profiler=profiler if i == r == 0 else None)
+            e2e_rates.append(rate)
+        answers[config] = catalog_answers(tmp / f"e2e-{i}-0.sqlite", model_id)
+        results.append((config, statistics.median(model_rates), statistics.median(e2e_rates), model_rates, e2e_rates))
+    print_table(results, answers, measured)
     if profiler:
         print("\nprofile of the first end-to-end run (main process, top 12 by own time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
-    return best
+    exact = [r for r in results if r[0].precision == "fp32"]
+    if exact:
+        best = max(exact, key=lambda r: r[2])
+        archive_estimate(best[2], best[0].name)
+
+
+def print_table(results, answers: dict, measured: dict) -> None:
+    eager = next((r for r in results if (r[0].runtime, r[0].precision) == ("torch", "fp32")), None)
+    reference = answers.get(eager[0]) if eager else None
+    print(f"\n{'runtime:precision:threads x workers':<36} {'model-only':>10} {'end-to-end':>10} {'ratio':>5} "
+          f"{'x eager e2e':>11} {'top-1 agree':>11} {'max dconf':>9} {'test acc':>8} {'test agree':>10}  "
+          "rounds (model/e2e)")
+    for config, base, e2e, model_rates, e2e_rates in results:
+        speedup = f"{e2e / eager[2]:.1f}" if eager else "-"
+        agree, dconf = compare(reference, answers[config]) if reference else (float("nan"), float("nan"))
+        test = measured.get((config.runtime, config.precision))
+        acc = f"{100 * test.accuracy:.2f}" if test else "-"
+        test_agree = f"{100 * test.top1_agreement:.2f}%" if test else "-"
+        rounds = " ".join(f"{m:.1f}/{e:.1f}" for m, e in zip(model_rates, e2e_rates))
+        print(f"{config.name:<36} {base:>10.1f} {e2e:>10.1f} {e2e / base:>5.2f} {speedup:>11} "
+              f"{100 * agree:>10.2f}% {dconf:>9.2g} {acc:>8} {test_agree:>10}  {rounds}")
+    print("(img/s; top-1 agree and max dconf: catalog rows against eager fp32's on the same images; test acc and "
+          "test agree: the whole MSL test split, from the export)")
 
 
 def write_tiny_jpegs(folder: Path, n: int) -> None:
@@ -189,19 +289,26 @@ def memory_run(n: int, tmp: Path) -> None:
     print(f"main-process peak RSS after 1/4, 2/4, 3/4, 4/4 of the run: {quarters} MiB")
 
 
-def archive_estimate(rate: float) -> None:
+def archive_estimate(rate: float, config: str) -> None:
     hours = MSL_ARCHIVE / rate / 3600
-    print(f"\nMSL archive ({MSL_ARCHIVE:,} images) at {rate:.1f} img/s end-to-end on this machine: {hours:.1f} h")
+    print(f"\nMSL archive ({MSL_ARCHIVE:,} images) at {rate:.1f} img/s end-to-end ({config}, exact) on this machine: "
+          f"{hours:.1f} h")
     for n in (4, 16, 64):
         print(f"  on {n} such machines (shard=i/{n}, then merge): {hours / n:.1f} h")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=512, help="real MSL images per end-to-end run")
+    parser.add_argument("--model", default=None, help="a trained MSL bundle (file, runs:/<id>, ...); default: "
+                                                      "tf_efficientnet_lite0 with random weights")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store of --model when it is a run")
+    parser.add_argument("--images", type=int, default=2000, help="real MSL images per end-to-end run")
+    parser.add_argument("--test-images", type=int, default=0, help="MSL test images for agreement and accuracy "
+                                                                   "(0: the whole split, 1305)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating model-only / end-to-end rounds")
-    parser.add_argument("--configs", default="1x1,2x1,2x0", help="threads x decode workers, comma separated")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating model-only / end-to-end rounds")
+    parser.add_argument("--configs", default=CONFIGS,
+                        help="runtime:precision:threads x decode workers, comma separated")
     parser.add_argument("--memory-images", type=int, default=100_000, help="0 skips the memory run")
     parser.add_argument("--profile", action="store_true", help="cProfile the first end-to-end run")
     args = parser.parse_args()
@@ -211,7 +318,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepmars-bench-") as tmp:
         if args.memory_images:  # first: the kernel's peak-RSS of children must be predict.py's alone
             memory_run(args.memory_images, Path(tmp))
-        archive_estimate(throughput(args, Path(data) / "msl", Path(tmp)))
+        throughput(args, Path(data) / "msl", Path(tmp))
 
 
 if __name__ == "__main__":

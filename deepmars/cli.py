@@ -19,9 +19,11 @@ import contextlib
 import logging
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from deepmars.errors import ConfigError, DeepMarsError
@@ -147,3 +149,23 @@ def guarded(fn: Callable[[Mapping[str, Any]], Any], cfg: Mapping[str, Any], inte
     except Exception:  # noqa: BLE001 - a bug: show the traceback, exit with a distinct code
         traceback.print_exc()
         return EXIT_INTERNAL
+
+
+def required_keys(argv: list[str], required: tuple[str, ...], usage: str) -> None:
+    """Exit 2 naming every ``required`` key the command line leaves out, with the usage.
+
+    Hydra names only the first missing config group (``dataset: ???``) and none of the plain keys,
+    so a user would find them one run at a time. Help and command lines with Hydra flags
+    (``--multirun``, ``--config-name``, ...) are left to Hydra.
+    """
+    args = argv[1:]
+    if any(a.startswith("-") for a in args):
+        return
+    given = {a.split("=", 1)[0].lstrip("+~") for a in args if "=" in a}
+    missing = [key + "=" for key in required if key not in given]
+    if missing:
+        keys = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+        print(f"error: {keys} {'is' if len(missing) == 1 else 'are'} required; usage:\n"
+              f"{textwrap.dedent(usage).strip()}\n(python {Path(argv[0]).name} --help lists every key)",
+              file=sys.stderr)
+        sys.exit(EXIT_USAGE)

@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from deepmars.errors import ConfigError
+from deepmars.inference.runtimes import Precision, Runtime
 from deepmars.schema import load, merge, require
 
 
@@ -437,6 +438,9 @@ class EvaluateConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     splits: List[SplitName] = field(default_factory=lambda: [SplitName.test])
+    runtime: Runtime = Runtime.auto  # as predict.py's: what runs the network, at which precision
+    precision: Precision = Precision.fp32
+    threads: Optional[int] = None  # inference threads (None: the runtime's default, all cores)
     batch_size: int = 100
     num_workers: int = 0
     seed: int = 0
@@ -452,6 +456,35 @@ class EvaluateConfig:
         require(bool(self.model), "model", self.model, MODEL_FORMS + " (e.g. python evaluate.py model=<run id> ...)")
         require(self.batch_size > 0, "batch_size", self.batch_size, "an integer > 0")
         require(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
+
+
+@dataclass
+class ExportModelConfig:
+    """``export_model.py``: a trained model exported for the fast runtimes, checked against eager PyTorch
+    on its data set and measured at every precision (conf/export_model/export_model.yaml)."""
+
+    model: Optional[str] = None
+    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    check_split: SplitName = SplitName.test
+    check_images: int = 0  # 0: every image of check_split
+    int8: bool = False
+    calibration_images: int = 300
+    seed: int = 0
+    threads: Optional[int] = None
+    batch_size: int = 64
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        require(bool(self.model), "model", self.model,
+                MODEL_FORMS + " (e.g. python export_model.py model=<run id> ...)")
+        require(self.check_images >= 0, "check_images", self.check_images, "an integer >= 0 (0: the whole split)")
+        require(self.calibration_images >= 1, "calibration_images", self.calibration_images, "an integer >= 1")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1 or null")
 
 
 def schema_defaults(schema: type) -> dict:
@@ -467,6 +500,7 @@ def schema_defaults(schema: type) -> dict:
 
 ConfigStore.instance().store(name="train_defaults", node=schema_defaults(TrainConfig))
 ConfigStore.instance().store(name="evaluate_defaults", node=schema_defaults(EvaluateConfig))
+ConfigStore.instance().store(name="export_model_defaults", node=schema_defaults(ExportModelConfig))
 
 LENGTH_KEYS = ("trainer.max_iters", "trainer.epochs")
 

@@ -30,6 +30,16 @@ def test_dihedral_views_are_the_eight_distinct_symmetries_of_the_square():
     assert PRESETS["hflip"] == ("identity", "hflip") and PRESETS["none"] == ("identity",)
 
 
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_views_turn_as_torch_rot90_does(view):
+    # the views are made without rot90 (the ONNX exporter has none); they must be its exact turns
+    x = torch.randn(2, 3, 5, 5)
+    turns, mirror = VIEWS[view]
+    expected = torch.rot90(x.flip(3) if mirror else x, turns, dims=(2, 3))
+    assert torch.equal(apply_view(x, view), expected)
+    assert torch.equal(apply_view(x.permute(0, 2, 3, 1), view, spatial_dims=(1, 2)), expected.permute(0, 2, 3, 1))
+
+
 def test_expand_is_view_major_and_keeps_channels_last():
     x = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
     out = expand_views(x, PRESETS["dihedral"])

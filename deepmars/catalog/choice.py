@@ -37,3 +37,22 @@ def _named_model(named: str, ids: list[str], tracking_uri: str | None, kind: str
         raise ConfigError(f"model: {named!r} has no {kind}rows in this catalog; its {kind}models: "
                           + (", ".join(ids) or "none yet"))
     return model_id
+
+
+def precision_note(catalog: Catalog, model_id: str) -> str | None:
+    """What a query should say about precision: its rows are a reduced precision's, or others are.
+
+    Reduced-precision rows (bf16, int8) carry their own model id (``<model id>+openvino-bf16``)
+    and an ``inference`` entry in the models table, because their classes can differ from the
+    exact model's; a query never mixes the two, and says which one it read.
+    """
+    models = {m.model_id: m.model_cfg.get("inference") for m in catalog.models()}
+    inference = models.get(model_id)
+    if inference:
+        return (f"rows classified at reduced precision ({inference['runtime']} {inference['precision']}): classes "
+                f"can differ from the exact model's; model={inference['reference_model_id']} reads the fp32 rows")
+    variants = sorted(m for m, info in models.items() if info and info.get("reference_model_id") == model_id)
+    if variants:
+        return (f"exact (fp32) rows; this catalog also holds reduced-precision rows of this model: "
+                f"{', '.join(variants)} (model=<that id> reads them)")
+    return None

@@ -7,6 +7,7 @@ import numpy as np
 from deepmars.data.cache import DecodedImages, decode_samples
 from deepmars.data.dataset import Sample
 from deepmars.evaluation.predictions import SplitPredictions
+from deepmars.inference.classifier import Classifier
 from deepmars.models.bundle import ModelBundle
 from deepmars.training.loop import predict_logits
 
@@ -26,6 +27,13 @@ def bundle_logits(bundle: ModelBundle, data: DecodedImages, batch_size: int = 10
     """Logits (before the bundle's temperature; with its test-time views combined) of decoded images."""
     out = predict_logits(bundle.model, data.images, bundle.preprocess, batch_size, bundle.tta).numpy()
     return out.reshape(len(data), len(bundle.class_names))
+
+
+def classifier_logits(model: Classifier, data: DecodedImages, batch_size: int = 100) -> np.ndarray:
+    """Raw logits of decoded images through any runtime (``inference.Classifier``), in batches."""
+    out = [np.zeros((0, len(model.class_names)), dtype=np.float32)]
+    out += [model.logits(data.images[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+    return np.concatenate(out)
 
 
 def decode_for(bundle: ModelBundle, samples: list[Sample], workers: int = 0, desc: str = "decode") -> DecodedImages:

@@ -6,7 +6,8 @@ through numba, and numba's thread pool must not be driven from several Python th
 1. skip it when this model already classified this content with these detector settings (the file
    unchanged since: without reading it; else by content hash); ``force=true`` redoes it;
 2. detect landmarks and cut crops (``pipeline.process_image``), classify the crops in batches with
-   the bundle's own preprocessing and calibration (``ModelBundle.predict_proba``);
+   the bundle's own preprocessing and calibration (a ``Classifier``: eager PyTorch or an exported
+   runtime, ``runtime`` x ``precision``);
 3. write the crops (``crops_dir``, optional) and the overlay PNG, then the image's catalog rows and
    per-class counts at ``count_confidence`` in one transaction (``store.LandmarkStore``).
 
@@ -40,10 +41,11 @@ from deepmars.catalog.landmarks import LandmarkStore, StoredImage, count_by_clas
 from deepmars.catalog.paths import to_catalog_path
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
+from deepmars.inference.classifier import Classifier
 from deepmars.inference.failures import Failures
 from deepmars.inference.files import FileIdentity, hash_file
 from deepmars.inference.listing import UnreadableFolders
-from deepmars.inference.model import model_info, prepared, probabilities
+from deepmars.inference.opening import open_classifier
 from deepmars.inference.ranking import rank
 from deepmars.landmarks.config import LandmarkSettings
 from deepmars.landmarks.options import ClassifyOptions
@@ -51,6 +53,7 @@ from deepmars.landmarks.outputs import IMAGE_DIR, update_labels_template, write_
 from deepmars.landmarks.overlay import write_overlay
 from deepmars.landmarks.pipeline import ImageLandmarks, process_image, source_name
 from deepmars.models.bundle import ModelBundle
+
 BELOW_COLOUR = (255, 255, 255)  # boxes under count_confidence: white, no class colour, shows on grey terrain
 _CROPS_TRACE = """\
 The catalog's landmarks table traces every crop (column crop_file) to its box: x, y, w, h in the
@@ -67,6 +70,7 @@ class ClassifySummary:
     count_confidence: float
     overlay_dir: Path | None
     images: int = 0
+    inference: str = ""  # runtime and precision, e.g. "openvino fp32"
     classified: int = 0
     skipped: int = 0  # already classified by this model with these settings
     landmarks: int = 0  # in the classified and skipped images
@@ -99,7 +103,11 @@ def detector_record(settings: LandmarkSettings) -> str:
 
 
 def model_tag(model_id: str) -> str:
-    """A folder name for one model's overlays: run-<run id>, file-<stem>-<digest>, or a hash."""
+    """A folder name for one model's overlays: run-<run id>, file-<stem>-<digest>, or a hash; a reduced
+    precision's rows (model id ``<id>+openvino-bf16``) get the variant appended."""
+    variant = re.fullmatch(r"(.+)\+((?:torch|onnxruntime|openvino)-[a-z0-9-]+)", model_id)
+    if variant:
+        return f"{model_tag(variant[1])}-{variant[2]}"
     if model_id.startswith("runs:/"):
         return "run-" + model_id[len("runs:/"):].split("/")[0]
     match = re.fullmatch(r"file:(.*)#([0-9a-f]+)", model_id)
@@ -124,22 +132,22 @@ def crop_input(jpeg: bytes, bundle: ModelBundle) -> np.ndarray:
         return bundle.preprocess.from_pil(img)
 
 
-def posteriors(jpegs: Sequence[bytes], bundle: ModelBundle, batch_size: int) -> np.ndarray:
+def posteriors(jpegs: Sequence[bytes], model: Classifier, batch_size: int) -> np.ndarray:
     """Calibrated class probabilities (N, classes) of the crops, ``batch_size`` crops at a time."""
-    out = [np.zeros((0, len(bundle.class_names)), dtype=np.float32)]
+    out = [np.zeros((0, len(model.class_names)), dtype=np.float32)]
     for start in range(0, len(jpegs), batch_size):
-        arrays = np.stack([crop_input(data, bundle) for data in jpegs[start:start + batch_size]])
-        out.append(probabilities(bundle, arrays))
+        arrays = np.stack([crop_input(data, model.bundle) for data in jpegs[start:start + batch_size]])
+        out.append(model.probabilities(arrays))
     return np.concatenate(out)
 
 
 class ClassifyRun:
     """One run's state: catalog, model, settings, the images seen so far."""
 
-    def __init__(self, catalog: Catalog, bundle: ModelBundle, settings: LandmarkSettings, opts: ClassifyOptions,
+    def __init__(self, catalog: Catalog, model: Classifier, settings: LandmarkSettings, opts: ClassifyOptions,
                  summary: ClassifySummary):
-        self.catalog, self.bundle, self.settings, self.opts, self.summary = catalog, bundle, settings, opts, summary
-        self.store = LandmarkStore(catalog, bundle.model_id)
+        self.catalog, self.model, self.settings, self.opts, self.summary = catalog, model, settings, opts, summary
+        self.store = LandmarkStore(catalog, model.model_id)
         self.detector = detector_record(settings)
         self.sources: dict[str, str] = {}  # source name -> path, this run
         self.done: set[str] = set()  # content hashes classified in this run (force never does one twice)
@@ -187,7 +195,7 @@ class ClassifyRun:
     def _skip(self, stored: StoredImage) -> None:
         """Already classified: count it in this run's report, adding counts at this run's threshold if missing."""
         self.summary.skipped += 1
-        counts = self.store.add_counts(stored, self.bundle.class_names, self.opts.count_confidence)
+        counts = self.store.add_counts(stored, self.model.class_names, self.opts.count_confidence)
         self.summary.add_image(counts, stored.landmarks)
 
     def _name_clash(self, file: FileIdentity, source: str) -> str | None:
@@ -213,21 +221,21 @@ class ClassifyRun:
         except Exception as exc:  # noqa: BLE001 - a decoder bug on one product must not stop the archive
             self._fail(file.path, file, f"reader or detector error ({type(exc).__name__}: {exc})")
             return
-        probs = posteriors(result.jpegs, self.bundle, self.opts.batch_size)
+        probs = posteriors(result.jpegs, self.model, self.opts.batch_size)
         now = utc_now()
         rows = self._landmark_rows(result, file, probs, now)
-        counts = count_by_class([(r.predicted_class, r.confidence) for r in rows], self.bundle.class_names,
+        counts = count_by_class([(r.predicted_class, r.confidence) for r in rows], self.model.class_names,
                                 self.opts.count_confidence)
         overlay = self._write_files(result, rows)
         self.store.write_image(self._image_row(result, file, overlay, now), rows,
-                               count_rows(self.bundle.model_id, file.sha256, source, self.opts.count_confidence,
+                               count_rows(self.model.model_id, file.sha256, source, self.opts.count_confidence,
                                           counts))
         self.done.add(file.sha256)
         self.summary.classified += 1
         self.summary.add_image(counts, len(rows))
 
     def _fail(self, path: str, file: FileIdentity | None, reason: str) -> None:
-        self.store.write_error(ErrorRow(self.bundle.model_id, path, file and file.sha256, file and file.size,
+        self.store.write_error(ErrorRow(self.model.model_id, path, file and file.sha256, file and file.size,
                                         file and file.mtime_ns, reason, utc_now()))
         self.summary.failures.add(path, reason)
 
@@ -236,9 +244,9 @@ class ClassifyRun:
                        now: str) -> list[LandmarkRow]:
         rows = []
         for lm, p in zip(result.landmarks, probs, strict=True):
-            ranked = rank(p, self.bundle.class_names, self.opts.top_k)
+            ranked = rank(p, self.model.class_names, self.opts.top_k)
             rows.append(LandmarkRow(
-                self.bundle.model_id, file.sha256, lm.index, result.source, lm.name if self.opts.crops_dir else None,
+                self.model.model_id, file.sha256, lm.index, result.source, lm.name if self.opts.crops_dir else None,
                 lm.x, lm.y, lm.w, lm.h, lm.src_x, lm.src_y, lm.src_w, lm.src_h, lm.area, round(lm.salience, 4),
                 ranked.predicted_class, ranked.confidence, ranked.top_k,
                 int(ranked.confidence < self.opts.min_confidence), now))
@@ -248,7 +256,7 @@ class ClassifyRun:
                    now: str) -> LandmarkImageRow:
         height, width = result.working.pixels.shape
         return LandmarkImageRow(
-            self.bundle.model_id, file.sha256, result.source, file.path, file.size, file.mtime_ns,
+            self.model.model_id, file.sha256, result.source, file.path, file.size, file.mtime_ns,
             result.working.source_width, result.working.source_height, width, height, len(result.landmarks),
             "; ".join(result.notes), self.detector, overlay, now)
 
@@ -266,7 +274,7 @@ class ClassifyRun:
         names = [r.predicted_class if r.confidence >= self.opts.count_confidence else below for r in rows]
         path = write_overlay(result.working, result.landmarks, self.summary.overlay_dir / f"{result.source}.png",
                              self.settings.output.overlay_max_side, classes=names,
-                             class_order=self.bundle.class_names, fixed_colours={below: BELOW_COLOUR})
+                             class_order=self.model.class_names, fixed_colours={below: BELOW_COLOUR})
         return path.relative_to(self.catalog.path.parent).as_posix()
 
 
@@ -278,25 +286,27 @@ def run_classify(paths: Sequence[Path], settings: LandmarkSettings, opts: Classi
 
     ``unreadable``: the folders ``find_images`` could not read, reported with the run.
     """
-    with prepared(bundle, opts.threads, torch.device(opts.device)):
-        summary = _run(paths, settings, opts, bundle, progress, unreadable or UnreadableFolders())
-    print_summary(summary, out or sys.stdout)
+    out = out or sys.stdout
+    with open_classifier(bundle, opts.runtime, opts.precision, opts.threads, opts.tracking_uri,
+                         report=lambda line: print(line, file=out), device=torch.device(opts.device)) as model:
+        summary = _run(paths, settings, opts, model, progress, unreadable or UnreadableFolders())
+    print_summary(summary, out)
     return summary
 
 
-def _run(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, bundle: ModelBundle,
+def _run(paths: Sequence[Path], settings: LandmarkSettings, opts: ClassifyOptions, model: Classifier,
          progress: bool, unreadable: UnreadableFolders) -> ClassifySummary:
     """Log the run, classify every image, mark the run finished (an interrupted run stays open)."""
     started = time.perf_counter()
-    overlays = overlay_dir(opts.catalog, bundle.model_id) if settings.output.overlay else None
-    summary = ClassifySummary(opts.catalog, bundle.model_id, opts.count_confidence, overlays, images=len(paths),
-                              unreadable=unreadable)
-    record = {**opts.as_record(), "settings": json.loads(detector_record(settings))}
+    overlays = overlay_dir(opts.catalog, model.model_id) if settings.output.overlay else None
+    summary = ClassifySummary(opts.catalog, model.model_id, opts.count_confidence, overlays, images=len(paths),
+                              unreadable=unreadable, inference=model.label)
+    record = {**opts.as_record(), "settings": json.loads(detector_record(settings)), "inference": model.record()}
     with Catalog.open(opts.catalog) as catalog:
-        catalog.register_model(model_info(bundle))
+        catalog.register_model(model.info())
         spec = opts.input if isinstance(opts.input, str) else json.dumps(list(opts.input))
-        run_id = catalog.start_run(bundle.model_id, spec, None, record, command="landmarks")
-        run = ClassifyRun(catalog, bundle, settings, opts, summary)
+        run_id = catalog.start_run(model.model_id, spec, None, record, command="landmarks")
+        run = ClassifyRun(catalog, model, settings, opts, summary)
         bar = tqdm(paths, desc="classify", unit="image", disable=not progress, dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 30)
         try:
@@ -319,7 +329,7 @@ def _write_labeling_files(crops_dir: Path, placeholder: int) -> None:
 
 def print_summary(s: ClassifySummary, out: TextIO) -> None:
     """Counts, the per-class table at count_confidence, where the overlays are, the first failures."""
-    print(f"catalog {s.catalog}  model {s.model_id}", file=out)
+    print(f"catalog {s.catalog}  model {s.model_id}  ({s.inference})", file=out)
     print(f"{s.images} images: classified {s.classified}, skipped as already done {s.skipped}, failed {s.failed}"
           f"  ({s.seconds:.1f} s)", file=out)
     print(f"{s.landmarks} landmarks in the {s.classified + s.skipped} images classified or skipped; "

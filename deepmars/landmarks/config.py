@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Optional
 
 from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
+from deepmars.inference.runtimes import Precision, Runtime
 from deepmars.schema import load, require
 
 BROWSE = "browse"
@@ -140,6 +141,8 @@ class LandmarksConfig:
     output: OutputSettings = OutputSettings()
     model: Optional[str] = None
     tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    runtime: Runtime = Runtime.auto
+    precision: Precision = Precision.fp32
     catalog: str = "catalog.sqlite"
     batch_size: int = 64
     threads: Optional[int] = 1

@@ -4,8 +4,8 @@ One flat config (``conf/landmarks/landmarks.yaml``, schema :class:`~deepmars.lan
 serves the three commands, as predict.py's does; each command reads only its keys:
 
 - detect:   input, output_dir, read/detect/crops/output (``config.settings_from_config``)
-- classify: those detector sections, input, model, catalog, tracking_uri, batch_size, threads, device,
-  min_confidence, count_confidence, top_k, force, crops_dir
+- classify: those detector sections, input, model, catalog, tracking_uri, runtime, precision,
+  batch_size, threads, device, min_confidence, count_confidence, top_k, force, crops_dir
 - query:    catalog, model (optional), tracking_uri, class, min_count, count_confidence, limit, csv
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmars.devices import resolve_device
+from deepmars.inference.runtimes import check_device
 from deepmars.landmarks.config import Command, config_of
 
 COMMANDS = tuple(c.value for c in Command)
@@ -30,6 +31,8 @@ class ClassifyOptions:
     model: str
     catalog: Path
     tracking_uri: str | None = None
+    runtime: str = "torch"  # the library's default is the reference; landmarks.py's config says auto
+    precision: str = "fp32"
     batch_size: int = 64
     threads: int | None = 1
     min_confidence: float = 0.5
@@ -72,12 +75,15 @@ def _path(value: str | None) -> Path | None:
 
 def classify_options(cfg: Mapping[str, Any]) -> ClassifyOptions:
     c = config_of(cfg)
+    device = str(resolve_device(c.device, "device"))
+    check_device(c.runtime.value, device)
     return ClassifyOptions(
         input=tuple(c.input) if isinstance(c.input, list) else c.input, model=c.model,
-        catalog=Path(c.catalog), tracking_uri=c.tracking_uri or None, batch_size=c.batch_size,
+        catalog=Path(c.catalog), tracking_uri=c.tracking_uri or None, runtime=c.runtime.value,
+        precision=c.precision.value, batch_size=c.batch_size,
         threads=c.threads, min_confidence=float(c.min_confidence), count_confidence=float(c.count_confidence),
         top_k=c.top_k, force=c.force, crops_dir=_path(c.crops_dir),
-        device=str(resolve_device(c.device, "device")))
+        device=device)
 
 
 def query_options(cfg: Mapping[str, Any]) -> CountQueryOptions:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from deepmars.catalog import Catalog
 from deepmars.catalog.choice import choose_model as choose
+from deepmars.catalog.choice import precision_note
 from deepmars.errors import ConfigError
 from deepmars.landmarks.options import CountQueryOptions
 
@@ -70,6 +71,9 @@ def run_query(opts: CountQueryOptions, out: TextIO | None = None) -> int:
         params = {"model": model_id, "class": opts.class_name, "count_confidence": opts.count_confidence,
                   "min_count": opts.min_count}
         print(f"model {model_id}  counts at confidence >= {opts.count_confidence:g}", file=out)
+        precision = precision_note(catalog, model_id)
+        if precision:
+            print(f"note: {precision}", file=out)
         if opts.class_name is None:
             return _print_classes(catalog.conn.execute(CLASSES_SQL, params).fetchall(), opts.min_count, out)
         rows = catalog.conn.execute(IMAGES_SQL, params).fetchall()

@@ -34,6 +34,7 @@ class ModelBundle:
     model_id: str = ""
     # Test-time augmentation views (deepmars.models.tta), applied by every runtime around the network.
     tta: tuple[str, ...] = ("identity",)
+    sha256: str = ""  # of the bundle file it was loaded from; exports record it to prove their origin
 
     def to_state(self) -> dict:
         return {
@@ -66,11 +67,13 @@ class ModelBundle:
             raise WeightsError(f"{path}: not a readable deepmars model file ({exc})") from None
         if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
             raise WeightsError(f"{path}: not a deepmars model file (expected format {BUNDLE_FORMAT!r})")
-        return cls.from_state(state, model_id or f"file:{path.resolve()}#{file_digest(path)[:12]}")
+        digest = file_digest(path)
+        return cls.from_state(state, model_id or f"file:{path.resolve()}#{digest[:12]}", sha256=digest)
 
     @classmethod
-    def from_state(cls, state: dict, model_id: str) -> "ModelBundle":
-        """A bundle from ``to_state()``'s dict (how a bundle travels to worker processes)."""
+    def from_state(cls, state: dict, model_id: str, sha256: str = "") -> "ModelBundle":
+        """A bundle from ``to_state()``'s dict (how a bundle travels to worker processes); ``sha256``:
+        of the file it was saved in, when known (an export proves its origin with it)."""
         from deepmars.config import ModelConfig
         from deepmars.models.factory import build_model
         from deepmars.schema import load
@@ -82,7 +85,7 @@ class ModelBundle:
         return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),
                    preprocess=Preprocess.from_dict(state["preprocess"]),
                    temperature=float(state["temperature"]), dataset=dict(state.get("dataset", {})),
-                   model_id=model_id, tta=views_for(state.get("tta") or None))
+                   model_id=model_id, sha256=sha256, tta=views_for(state.get("tta") or None))
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:

@@ -53,12 +53,21 @@ def views_for(setting: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def apply_view(x: torch.Tensor, view: str, spatial_dims: tuple[int, int] = (2, 3)) -> torch.Tensor:
-    """One view of a batch: mirror (left-right) first, then quarter turns."""
+    """One view of a batch: mirror (left-right) first, then quarter turns (counter-clockwise, as torch.rot90).
+
+    The turns are written as flips and a transpose, element for element what ``torch.rot90`` gives,
+    because the ONNX exporter has no rot90 and the exported graph makes the same views.
+    """
+    h, w = spatial_dims
     turns, mirror = VIEWS[view]
     if mirror:
-        x = x.flip(spatial_dims[1])
-    if turns:
-        x = torch.rot90(x, turns, dims=spatial_dims)
+        x = x.flip(w)
+    if turns == 1:
+        x = x.flip(w).transpose(h, w)
+    elif turns == 2:
+        x = x.flip((h, w))
+    elif turns == 3:
+        x = x.flip(h).transpose(h, w)
     return x
 
 

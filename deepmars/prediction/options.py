@@ -5,8 +5,8 @@ One flat config (``conf/predict/predict.yaml``) serves four commands, so a user 
 :class:`PredictConfig` (types, Enum choices, ranges; checked by :mod:`deepmars.schema`); the
 functions below turn it into what each command reads:
 
-- predict: input, model, catalog, tracking_uri, batch_size, num_workers, threads, device, min_confidence,
-  top_k, force, shard, engine, ray.* (engine=ray)
+- predict: input, model, catalog, tracking_uri, runtime, precision, batch_size, num_workers, threads,
+  device, min_confidence, top_k, force, shard, engine, ray.* (engine=ray)
 - query:   catalog, model (optional filter), class, min_confidence, instrument, sol, limit
 - export:  the query filters, output (.csv or .parquet), table
 - merge:   input (catalogs: a glob or a list), catalog (the merged output)
@@ -24,6 +24,7 @@ from typing import Any, Optional
 from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
 from deepmars.devices import resolve_device
 from deepmars.errors import ConfigError
+from deepmars.inference.runtimes import Precision, Runtime, check_device
 from deepmars.prediction.inputs import Shard
 from deepmars.schema import load, require
 
@@ -103,6 +104,8 @@ class PredictConfig:
     model: Optional[str] = None
     tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
     catalog: str = "catalog.sqlite"
+    runtime: Runtime = Runtime.auto
+    precision: Precision = Precision.fp32
     batch_size: int = 64
     num_workers: int = 1
     threads: Optional[int] = 1
@@ -156,6 +159,8 @@ class PredictOptions:
     model: str
     catalog: Path
     tracking_uri: str | None = None
+    runtime: str = "torch"  # the library's default is the reference; predict.py's config says auto
+    precision: str = "fp32"
     batch_size: int = 64
     num_workers: int = 1
     threads: int | None = None
@@ -212,8 +217,11 @@ def predict_options(cfg: Mapping) -> PredictOptions:
         catalog = catalog.with_name(f"{catalog.stem}.{shard.label}{catalog.suffix}")
     # engine=ray: each worker resolves device= on its own machine; here only its form was checked.
     device = c.device if c.engine == Engine.ray else str(resolve_device(c.device, "device"))
+    if device != "auto":  # engine=ray with device=auto: the engine knows whether its workers get GPUs
+        check_device(c.runtime.value, device)
     return PredictOptions(
         input=c.input, model=c.model, catalog=catalog, tracking_uri=c.tracking_uri or None,
+        runtime=c.runtime.value, precision=c.precision.value,
         batch_size=c.batch_size, num_workers=c.num_workers, threads=c.threads,
         min_confidence=float(c.min_confidence), top_k=c.top_k, force=c.force, shard=shard,
         device=device, engine=c.engine.value)

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from deepmars.catalog import Catalog
 from deepmars.catalog.choice import choose_model as choose
+from deepmars.catalog.choice import precision_note
 from deepmars.errors import ConfigError
 from deepmars.prediction.options import ExportOptions, QueryOptions
 
@@ -78,6 +79,9 @@ def run_query(opts: QueryOptions, out: TextIO | None = None) -> int:
         n_models = len(catalog.models())
         note = f" (latest run's of {n_models} models; model=... picks another)" if n_models > 1 and not opts.model else ""
         print(f"model {model_id}{note}  filters: {sel.description}", file=out)
+        precision = precision_note(catalog, model_id)
+        if precision:
+            print(f"note: {precision}", file=out)
         matched = _print_matches(catalog, sel, opts.limit, out)
         _print_counts(catalog, selection(catalog, model_id, opts, with_class=False), opts.class_name, out)
     return matched

@@ -1,10 +1,17 @@
 """``predict.py engine=ray``: the predict pipeline as a Ray Data job, on one machine or a cluster.
 
 paths -> decode + hash (``map_batches`` CPU tasks running ``decode.process_path``, as predict.py's
-workers do) -> classify (``map_batches`` with an actor pool: each actor holds the model once,
-with a GPU where the cluster has them, and runs ``inference.model.probabilities``) -> rows written
-by the driver into the same SQLite catalog, one transaction per batch, through the same code as
-a single-process run (``runner.chunk_rows``).
+workers do) -> classify (``map_batches`` with an actor pool: each actor builds its classifier
+once, with ``inference.opening.make_classifier`` as predict.py does, at the run's runtime and
+precision, on a GPU where the cluster has them) -> rows written by the driver into the same SQLite
+catalog, one transaction per batch, through the same code as a single-process run
+(``runner.chunk_rows``).
+
+The driver opens the run's classifier first, as a local run does (``runner.run_predict``): it
+chooses the runtime for where the actors run (torch on GPUs, where the exported runtimes do not
+run), finds or makes the model's export, and checks it against eager PyTorch on the first few
+pending images, decoded here, before any actor starts. The actors get the checked export's files
+with the model, so a cluster's workers need no access to where the export is kept.
 
 What stays with the driver: the catalog. It lists the input, skips files this model already
 classified (unchanged size and mtime, as predict.py), and writes every batch as it arrives, so a
@@ -22,8 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,8 +43,10 @@ from deepmars.catalog import Catalog
 from deepmars.catalog.predictions import PredictionStore
 from deepmars.devices import resolve_device
 from deepmars.errors import ConfigError
-from deepmars.inference.model import probabilities
+from deepmars.inference.classifier import Classifier
+from deepmars.inference.opening import CHECK_IMAGES, make_classifier
 from deepmars.models.bundle import ModelBundle
+from deepmars.models.exported import pack_export, unpack_export
 from deepmars.prediction.decode import Chunk, DecodeSettings, Item, Status, process_path
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions, RayConfig, config_of
@@ -77,23 +90,54 @@ def decode_batch(batch: dict[str, np.ndarray], settings: DecodeSettings) -> dict
     return {"item": np.array(items, dtype=object), "decoded": decoded, "pixels": pixels}
 
 
-class Classifier:
-    """Ray actor: the model, built once from the driver's bundle, on this actor's device."""
+@dataclass
+class WorkerPlan:
+    """What an actor needs to build the driver's classifier: the model, the chosen runtime and precision,
+    and the export's files (none for torch)."""
 
-    def __init__(self, state_ref: list, model_id: str, threads: int | None, device: str):
+    state: dict
+    model_id: str
+    sha256: str
+    runtime: str
+    precision: str
+    threads: int | None
+    device: str  # device= as given; "auto" is resolved by each actor (its GPU, if Ray gave it one)
+    export_manifest: dict | None = None
+    export_files: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: Classifier, threads: int | None, device: str) -> WorkerPlan:
+        b, export = model.bundle, model.export
+        return cls(b.to_state(), b.model_id, b.sha256, model.runtime, model.precision, threads, device,
+                   None if export is None else export.manifest, {} if export is None else pack_export(export))
+
+    def build(self, scratch: Path) -> Classifier:
+        bundle = ModelBundle.from_state(self.state, self.model_id, self.sha256)
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        if self.runtime != "torch":  # the exported runtimes run on the CPU
+            export = unpack_export(self.export_files, self.export_manifest, scratch)
+            return make_classifier(bundle, self.runtime, self.precision, self.threads, export=export)
+        device = resolve_device(self.device)
+        bundle.model.to(device=device, memory_format=torch.channels_last).eval()
+        return make_classifier(bundle, "torch", self.precision, self.threads, device)
+
+
+class ClassifierActor:
+    """Ray actor: the run's classifier, built once from the driver's plan."""
+
+    def __init__(self, plan_ref: list):
         import ray
 
-        self.bundle = ModelBundle.from_state(ray.get(state_ref[0]), model_id)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        # "auto" here means the GPU Ray gave this actor, if any (CUDA_VISIBLE_DEVICES is set per actor).
-        self.bundle.model.to(device=resolve_device(device), memory_format=torch.channels_last).eval()
+        scratch = Path(tempfile.mkdtemp(prefix="deepmars-ray-export-"))
+        weakref.finalize(self, shutil.rmtree, scratch, True)
+        self.model = ray.get(plan_ref[0]).build(scratch)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         decoded = batch["decoded"].astype(bool)
-        probs = np.full((len(decoded), len(self.bundle.class_names)), np.nan, dtype=np.float32)
+        probs = np.full((len(decoded), len(self.model.class_names)), np.nan, dtype=np.float32)
         if decoded.any():
-            probs[decoded] = probabilities(self.bundle, batch["pixels"][decoded])
+            probs[decoded] = self.model.probabilities(batch["pixels"][decoded])
         return {"item": batch["item"], "decoded": decoded, "probs": probs}
 
 
@@ -128,30 +172,43 @@ class RayEngine:
             self.ray.shutdown()
 
     def gpus_per_worker(self) -> float:
+        """GPUs each actor asks Ray for; auto: 1 where the cluster has GPUs, unless device=cpu."""
         if self.settings.gpus_per_worker != "auto":
             return float(self.settings.gpus_per_worker)
-        return 1.0 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        has_gpus = self.ray.cluster_resources().get("GPU", 0) >= 1
+        return 1.0 if has_gpus and self.device_spec != "cpu" else 0.0
 
-    def classify(self, catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
+    def runs_on(self) -> str:
+        """Where the actors classify, for choosing the runtime: "cpu", or the device= of their GPUs."""
+        if self.device_spec.startswith("cuda"):
+            return self.device_spec
+        return "cpu" if self.device_spec == "cpu" or self.gpus_per_worker() == 0 else "cuda (the Ray workers' GPUs)"
+
+    def classify(self, catalog: Catalog, opts: PredictOptions, model: Classifier, summary: RunSummary,
                  progress: bool) -> None:
         """Pending paths, a window at a time, through Ray; each returned batch is one transaction."""
+        bundle = model.bundle
         summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
         decode = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
-                                catalog_path="", model_id=bundle.model_id, reuse=False)
-        state_ref = [self.ray.put(bundle.to_state())]
-        store = PredictionStore(catalog, bundle.model_id)
+                                catalog_path="", model_id=model.model_id, reuse=False)
+        store = PredictionStore(catalog, model.model_id)
+        plan_ref: list = []
         with progress_bar(summary.total, progress) as bar:
             todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
             for window in chunks(todo, self.settings.window):
-                for batch in self._pipeline(window, decode, state_ref, opts, bundle).iter_batches(
+                if model.on_first_batch is not None:
+                    check_first_images(model, window, decode)
+                # After the check: a new export is then published, and its files are the checked ones.
+                plan_ref = plan_ref or [self.ray.put(WorkerPlan.of(model, opts.threads, self.device_spec))]
+                for batch in self._pipeline(window, decode, plan_ref, opts, model).iter_batches(
                         batch_size=None, batch_format="numpy"):
                     chunk, probs = _chunk_of(batch, store, opts.force)
-                    predictions, errors = chunk_rows(chunk, bundle, store, decode, opts, summary, probs)
+                    predictions, errors = chunk_rows(chunk, model, store, decode, opts, summary, probs)
                     store.write_batch(predictions, errors)
                     bar.update(len(chunk.items))
 
-    def _pipeline(self, paths: list[str], decode: DecodeSettings, state_ref: list, opts: PredictOptions,
-                  bundle: ModelBundle):
+    def _pipeline(self, paths: list[str], decode: DecodeSettings, plan_ref: list, opts: PredictOptions,
+                  model: Classifier):
         s = self.settings
         # One block per batch: decode tasks (and so actors) get work in parallel from the start.
         # Paths travel as bytes: a file name that is not UTF-8 is still a file to classify (or to
@@ -161,15 +218,29 @@ class RayEngine:
         # A decode task's memory is stated for the scheduler; that also keeps Ray Data from fusing
         # decoding into the classifier actors (it fuses map stages with equal resource requests),
         # where a GPU would wait while its actor decodes.
-        pre = bundle.preprocess
+        pre = model.bundle.preprocess
         memory = DECODE_WORKER_MEMORY + 2 * opts.batch_size * pre.resize * pre.resize * pre.channels
         ds = ds.map_batches(decode_batch, fn_kwargs={"settings": decode}, batch_size=opts.batch_size,
                             batch_format="numpy", num_cpus=s.decode_cpus, memory=memory)
-        return ds.map_batches(Classifier, fn_constructor_kwargs={"state_ref": state_ref, "model_id": bundle.model_id,
-                                                                 "threads": opts.threads, "device": self.device_spec},
+        gpus = self.gpus_per_worker() if model.runtime == "torch" else 0.0  # exported runtimes: CPU only
+        return ds.map_batches(ClassifierActor, fn_constructor_kwargs={"plan_ref": plan_ref},
                               batch_size=opts.batch_size, batch_format="numpy",
                               compute=self.ray.data.ActorPoolStrategy(size=s.workers),
-                              num_cpus=s.cpus_per_worker, num_gpus=self.gpus_per_worker())
+                              num_cpus=s.cpus_per_worker, num_gpus=gpus)
+
+
+def check_first_images(model: Classifier, paths: list[str], decode: DecodeSettings) -> None:
+    """The run's first-batch check (``inference.opening``), on up to CHECK_IMAGES of ``paths`` decoded
+    here: an export that is not exact stops the run before any actor starts or any row is written."""
+    pixels = []
+    for path in paths:
+        _, array = process_path(path, decode)
+        if array is not None:
+            pixels.append(array)
+            if len(pixels) == CHECK_IMAGES:
+                break
+    if pixels:
+        model.logits(np.stack(pixels))
 
 
 def _chunk_of(batch: dict[str, np.ndarray], store: PredictionStore, force: bool) -> tuple[Chunk, np.ndarray]:
@@ -192,4 +263,4 @@ def run_predict_ray(opts: PredictOptions, settings: RayConfig, bundle: ModelBund
     from deepmars.prediction.runner import run_predict
 
     with RayEngine(settings, opts.device) as engine:
-        return run_predict(opts, bundle, out, progress, classify=engine.classify)
+        return run_predict(opts, bundle, out, progress, classify=engine.classify, runs_on=engine.runs_on())

@@ -1,8 +1,8 @@
 """The predict pipeline: discover -> skip done -> decode in workers -> infer -> write in batches.
 
 The main process does only what must be serial: the catalog look-ups that skip finished files,
-inference (``torch.inference_mode``, channels_last, the model's own threads) and one transaction
-per batch. Decoding and hashing run in worker processes ahead of it, a bounded number of chunks
+inference (a ``Classifier``: eager PyTorch or an exported runtime, ``opts.threads`` threads) and
+one transaction per batch. Decoding and hashing run in worker processes ahead of it, a bounded number of chunks
 at a time, so memory does not grow with the number of images.
 """
 
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 import numpy as np
-
 import torch
 from tqdm import tqdm
 
@@ -27,9 +26,10 @@ from deepmars.catalog import Catalog, ErrorRow, PredictionRow, utc_now
 from deepmars.catalog.predictions import LOOKUP_BLOCK, PredictionStore
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.data.metadata import check_metadata_spec
+from deepmars.inference.classifier import Classifier
 from deepmars.inference.failures import Failures
 from deepmars.inference.listing import UnreadableFolders
-from deepmars.inference.model import model_info, prepared, probabilities
+from deepmars.inference.opening import open_classifier
 from deepmars.inference.ranking import Ranked, rank
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.decode import Chunk, DecodePool, DecodeSettings, Item, Status, process_path
@@ -43,6 +43,7 @@ class RunSummary:
 
     catalog: Path
     model_id: str
+    inference: str = ""  # runtime and precision, e.g. "openvino fp32"
     total: int = 0
     classified: int = 0  # inferred in this run
     reused: int = 0  # identical content seen before under another path: prediction copied
@@ -70,37 +71,40 @@ class RunSummary:
         self.abstained[predicted_class] += int(abstained)
 
 
-# How a run's pending images become catalog rows: (catalog, options, bundle, summary, progress).
-Classify = Callable[[Catalog, PredictOptions, ModelBundle, RunSummary, bool], None]
+# How a run's pending images become catalog rows: (catalog, options, classifier, summary, progress).
+Classify = Callable[[Catalog, PredictOptions, Classifier, RunSummary, bool], None]
 
 
 def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = None,
-                progress: bool = True, classify: Classify | None = None) -> RunSummary:
+                progress: bool = True, classify: Classify | None = None, runs_on: str | None = None) -> RunSummary:
     """Classify every new or changed image of ``opts.input`` into ``opts.catalog``.
 
     ``classify`` replaces this process's pipeline (decode workers + inference here) by another
-    engine's (``prediction.ray_engine``); the catalog, run record and summary stay the same.
+    engine's (``prediction.ray_engine``), whose workers build the same classifier; the catalog, run
+    record and summary stay the same. This process's classifier then stays on the CPU: it chooses
+    the runtime for where the workers run (``runs_on``, e.g. "cuda"), finds or makes the export and
+    checks it on the run's first images.
     """
     out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
-    if classify is None:
-        with prepared(bundle, opts.threads, torch.device(opts.device)):
-            summary = _run(opts, bundle, progress, classify_chunks)
-    else:
-        summary = _run(opts, bundle, progress, classify)
+    device = torch.device(opts.device) if classify is None else torch.device("cpu")
+    with open_classifier(bundle, opts.runtime, opts.precision, opts.threads, opts.tracking_uri,
+                         report=lambda line: print(line, file=out), device=device, runs_on=runs_on) as model:
+        summary = _run(opts, model, progress, classify or classify_chunks)
     print_summary(summary, out)
     return summary
 
 
-def _run(opts: PredictOptions, bundle: ModelBundle, progress: bool, classify: Classify) -> RunSummary:
+def _run(opts: PredictOptions, model: Classifier, progress: bool, classify: Classify) -> RunSummary:
     """Open the catalog, log the run, classify, and mark the run finished (a crash leaves it open)."""
-    summary = RunSummary(catalog=opts.catalog, model_id=bundle.model_id)
+    summary = RunSummary(catalog=opts.catalog, model_id=model.model_id, inference=model.label)
     started = time.perf_counter()
     with Catalog.open(opts.catalog) as catalog:
-        catalog.register_model(model_info(bundle))
+        catalog.register_model(model.info())
         shard = None if opts.shard is None else opts.shard.label
-        run_id = catalog.start_run(bundle.model_id, opts.input, shard, opts.as_record())
-        classify(catalog, opts, bundle, summary, progress)
+        record = {**opts.as_record(), "inference": model.record()}
+        run_id = catalog.start_run(model.model_id, opts.input, shard, record)
+        classify(catalog, opts, model, summary, progress)
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(run_id, summary.classified, summary.reused, summary.skipped, summary.failed,
                            summary.exit_code)
@@ -113,18 +117,19 @@ def progress_bar(total: int, progress: bool) -> tqdm:
                 mininterval=0.5 if sys.stderr.isatty() else 30, dynamic_ncols=True)
 
 
-def classify_chunks(catalog: Catalog, opts: PredictOptions, bundle: ModelBundle, summary: RunSummary,
+def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, summary: RunSummary,
                     progress: bool) -> None:
     """Pending paths -> chunks decoded in workers -> inference -> one transaction per chunk."""
     summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
+    bundle = model.bundle
     settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
-                              catalog_path=str(opts.catalog), model_id=bundle.model_id, reuse=not opts.force)
+                              catalog_path=str(opts.catalog), model_id=model.model_id, reuse=not opts.force)
     bar = progress_bar(summary.total, progress)
-    store = PredictionStore(catalog, bundle.model_id)
+    store = PredictionStore(catalog, model.model_id)
     with DecodePool(settings, opts.num_workers) as pool, bar:
         todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
         for chunk in pool.map(chunks(todo, opts.batch_size)):
-            predictions, errors = chunk_rows(chunk, bundle, store, settings, opts, summary)
+            predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary)
             store.write_batch(predictions, errors)
             bar.update(len(chunk.items))
 
@@ -160,7 +165,7 @@ def chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def chunk_rows(chunk: Chunk, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
+def chunk_rows(chunk: Chunk, model: Classifier, store: PredictionStore, settings: DecodeSettings,
                opts: PredictOptions, summary: RunSummary,
                probs: np.ndarray | None = None) -> tuple[list[PredictionRow], list[ErrorRow]]:
     """Catalog rows for one chunk: infer the decoded images (unless ``probs`` holds their calibrated
@@ -169,18 +174,18 @@ def chunk_rows(chunk: Chunk, bundle: ModelBundle, store: PredictionStore, settin
     predictions: list[PredictionRow] = []
     errors: list[ErrorRow] = []
     if probs is None and chunk.pixels is not None:
-        probs = probabilities(bundle, chunk.pixels)
+        probs = model.probabilities(chunk.pixels)
     if chunk.decoded_index:
         for i, row_probs in zip(chunk.decoded_index, probs):
-            ranked = rank(row_probs, bundle.class_names, opts.top_k)
-            predictions.append(_prediction_row(chunk.items[i], bundle.model_id, ranked, opts, now, summary))
+            ranked = rank(row_probs, model.class_names, opts.top_k)
+            predictions.append(_prediction_row(chunk.items[i], model.model_id, ranked, opts, now, summary))
         summary.classified += len(chunk.decoded_index)
     for item in chunk.items:
         if item.status is Status.KNOWN:
-            row = _reused_row(item, bundle, store, settings, opts, now, summary)
+            row = _reused_row(item, model, store, settings, opts, now, summary)
             (predictions if isinstance(row, PredictionRow) else errors).append(row)
         elif item.status is Status.FAILED:
-            errors.append(_error_row(item, bundle.model_id, now, summary))
+            errors.append(_error_row(item, model.model_id, now, summary))
     return predictions, errors
 
 
@@ -193,7 +198,7 @@ def _prediction_row(item: Item, model_id: str, ranked: Ranked, opts: PredictOpti
                          ranked.confidence, ranked.top_k, int(abstained), now)
 
 
-def _reused_row(item: Item, bundle: ModelBundle, store: PredictionStore, settings: DecodeSettings,
+def _reused_row(item: Item, model: Classifier, store: PredictionStore, settings: DecodeSettings,
                 opts: PredictOptions, now: str, summary: RunSummary) -> PredictionRow | ErrorRow:
     """Copy the prediction of identical content; its flag follows this run's min_confidence."""
     known = store.known(item.sha256)
@@ -201,14 +206,14 @@ def _reused_row(item: Item, bundle: ModelBundle, store: PredictionStore, setting
         # The earlier row went away between the worker's check and now: decode it here instead.
         fresh, pixels = process_path(item.path, replace(settings, reuse=False))
         if fresh.status is not Status.DECODED:
-            return _error_row(fresh, bundle.model_id, now, summary)
+            return _error_row(fresh, model.model_id, now, summary)
         summary.classified += 1
-        ranked = rank(probabilities(bundle, pixels[None])[0], bundle.class_names, opts.top_k)
-        return _prediction_row(fresh, bundle.model_id, ranked, opts, now, summary)
+        ranked = rank(model.probabilities(pixels[None])[0], model.class_names, opts.top_k)
+        return _prediction_row(fresh, model.model_id, ranked, opts, now, summary)
     item.width, item.height = known.width, known.height
     summary.reused += 1
     ranked = Ranked(known.predicted_class, known.confidence, known.top_k)
-    return _prediction_row(item, bundle.model_id, ranked, opts, now, summary)
+    return _prediction_row(item, model.model_id, ranked, opts, now, summary)
 
 
 def _error_row(item: Item, model_id: str, now: str, summary: RunSummary) -> ErrorRow:
@@ -220,7 +225,7 @@ def print_summary(s: RunSummary, out: TextIO) -> None:
     """Counts, rate, per-class table and the first failures, as the run's last words."""
     done = s.classified + s.reused + s.failed
     rate = done / s.seconds if s.seconds > 0 else 0.0
-    print(f"catalog {s.catalog}  model {s.model_id}", file=out)
+    print(f"catalog {s.catalog}  model {s.model_id}  ({s.inference})", file=out)
     print(f"{s.total} images: classified {s.classified}, reused by content hash {s.reused}, "
           f"skipped as already done {s.skipped}, failed {s.failed}  "
           f"({s.seconds:.1f} s, {rate:.1f} img/s)", file=out)

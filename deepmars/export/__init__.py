@@ -1,0 +1,1 @@
+"""``export_model.py``: a trained model exported once for the fast runtimes, checked and measured (``command``)."""

@@ -1,0 +1,394 @@
+"""Runtimes and precisions: exported models give eager's catalog, reduced precision says so, bad asks exit 2.
+
+The tiny timm bundle of the predict tests (its calibration temperature set low, so probabilities
+spread over (0, 1) and a wrong runtime would show) runs on every installed runtime; the runtimes
+are the dev extra's, so CI exercises each path on CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_predict_fixtures import CLASSES, options, predict_config, table_rows, tiny_bundle, write_images
+
+from deepmars.cli import EXIT_CANNOT_RUN, EXIT_USAGE
+from deepmars.errors import ConfigError
+from deepmars.inference import runtimes
+from deepmars.inference.agreement import PROBABILITY_TOLERANCE, calibrated, measure
+from deepmars.inference.exported import OpenVinoClassifier
+from deepmars.inference.opening import open_classifier
+from deepmars.models.bundle import ModelBundle
+from deepmars.models.exported import MANIFEST, new_export, read_export
+from deepmars.models.loading import load_bundle
+from deepmars.prediction import cli
+from deepmars.prediction.options import QueryOptions
+from deepmars.prediction.queries import run_query
+from deepmars.prediction.runner import run_predict
+
+EXPORTED = [r for r in ("onnxruntime", "openvino") if runtimes.installed(r)]
+needs_openvino = pytest.mark.skipif(not runtimes.installed("openvino"), reason="openvino is not installed")
+needs_bf16 = pytest.mark.skipif(not (runtimes.installed("openvino") and runtimes.cpu_has_bf16("openvino")),
+                                reason="openvino with a bf16-capable CPU is needed")
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    write_images(tmp_path / "images", 24)
+    return tmp_path / "images"
+
+
+def sharp_bundle(path: Path, seed: int = 0, views: tuple[str, ...] = ("identity",)) -> Path:
+    """The tiny bundle with its last layer scaled up: logits of a trained network's size (a few units),
+    so probabilities spread over (0, 1) and a runtime that is off shows in them; ``views``: its test-time views."""
+    import torch
+
+    bundle = ModelBundle.load(tiny_bundle(path, seed=seed, temperature=1.0))
+    with torch.no_grad():
+        for name, param in bundle.model.named_parameters():
+            if name.startswith("classifier."):
+                param.mul_(300.0)
+    bundle.tta = views
+    return bundle.save(path)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return sharp_bundle(tmp_path / "models" / "model.pt")
+
+
+def predict(images: Path, model: Path, catalog: Path, **kw) -> tuple[object, str]:
+    out = io.StringIO()
+    summary = run_predict(options(images, model, catalog, **kw), load_bundle(str(model)), out=out, progress=False)
+    return summary, out.getvalue()
+
+
+def rows_by_path(catalog: Path) -> dict[str, tuple]:
+    return {row[1]: row for row in table_rows(catalog, "predictions")}
+
+
+def run_configs(catalog: Path) -> list[dict]:
+    with sqlite3.connect(catalog) as conn:
+        return [json.loads(c) for (c,) in conn.execute("SELECT config FROM runs ORDER BY started_at")]
+
+
+# ------------------------------------------------------------------------------------------ fp32
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_an_fp32_exported_run_writes_the_eager_catalog(tmp_path, images, model, runtime):
+    predict(images, model, tmp_path / "eager.sqlite", runtime="torch")
+    summary, out = predict(images, model, tmp_path / "exported.sqlite", runtime=runtime)
+    eager, exported = rows_by_path(tmp_path / "eager.sqlite"), rows_by_path(tmp_path / "exported.sqlite")
+    assert summary.classified == 24 and summary.model_id == load_bundle(str(model)).model_id
+    assert eager.keys() == exported.keys()
+    confidences = [row[12] for row in eager.values()]
+    assert max(confidences) - min(confidences) > 0.3  # the comparison below can fail
+    for path, row in eager.items():
+        other = exported[path]
+        assert other[:12] == row[:12]  # model id, file identity, metadata and predicted class
+        assert other[12] == pytest.approx(row[12], abs=PROBABILITY_TOLERANCE)
+        assert [c["class"] for c in json.loads(other[13])] == [c["class"] for c in json.loads(row[13])]
+    assert run_configs(tmp_path / "exported.sqlite")[0]["inference"]["runtime"] == runtime
+    assert "saved to" in out and (model.parent / "model.export" / MANIFEST).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_test_time_views_are_applied_by_exported_runtimes_as_by_eager(tmp_path, images, runtime):
+    model = sharp_bundle(tmp_path / "views" / "model.pt", views=("identity", "hflip", "rot90"))
+    predict(images, model, tmp_path / "eager.sqlite", runtime="torch")
+    predict(images, model, tmp_path / "fast.sqlite", runtime=runtime)
+    single = sharp_bundle(tmp_path / "single" / "model.pt")
+    predict(images, single, tmp_path / "single.sqlite", runtime="torch")
+    eager, fast = rows_by_path(tmp_path / "eager.sqlite"), rows_by_path(tmp_path / "fast.sqlite")
+    assert [fast[p][11] for p in eager] == [eager[p][11] for p in eager]
+    assert max(abs(fast[p][12] - eager[p][12]) for p in eager) <= PROBABILITY_TOLERANCE
+    one_view = rows_by_path(tmp_path / "single.sqlite")
+    assert any(abs(one_view[p][12] - eager[p][12]) > 0.01 for p in eager)  # the views change the answers
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_the_export_is_made_once_and_rows_are_shared_with_eager(tmp_path, images, model, monkeypatch):
+    catalog = tmp_path / "catalog.sqlite"
+    predict(images, model, catalog, runtime="torch")
+    write_images(images, 4, start=100)
+    summary, _ = predict(images, model, catalog, runtime="openvino")
+    assert (summary.skipped, summary.classified) == (24, 4)  # fp32 rows of any runtime are the same model's
+    manifest = json.loads((model.parent / "model.export" / MANIFEST).read_text())
+    assert {"onnxruntime/fp32", "openvino/fp32"} & set(manifest["checks"])
+    import deepmars.inference.opening as opening
+
+    monkeypatch.setattr(opening, "build_export", lambda *a, **k: pytest.fail("exported again"))
+    write_images(images, 2, start=200)
+    summary, out = predict(images, model, catalog, runtime="openvino")
+    assert summary.classified == 2 and "saved to" not in out
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_a_retrained_bundle_at_the_same_path_is_exported_again(tmp_path, images, model):
+    predict(images, model, tmp_path / "a.sqlite", runtime="openvino")
+    sharp_bundle(model, seed=1)
+    predict(images, model, tmp_path / "b.sqlite", runtime="openvino")
+    predict(images, model, tmp_path / "eager.sqlite", runtime="torch")
+    manifest = json.loads((model.parent / "model.export" / MANIFEST).read_text())
+    assert manifest["bundle_sha256"] == load_bundle(str(model)).sha256
+    b, eager = rows_by_path(tmp_path / "b.sqlite"), rows_by_path(tmp_path / "eager.sqlite")
+    assert all(b[p][12] == pytest.approx(eager[p][12], abs=PROBABILITY_TOLERANCE) for p in eager)
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_an_fp32_runtime_that_is_not_exact_stops_before_any_row(tmp_path, images, model, monkeypatch):
+    real = OpenVinoClassifier._logits
+    off = np.array([0.01, 0, 0, 0, 0], dtype=np.float32)  # a shift of all logits would not change a probability
+    monkeypatch.setattr(OpenVinoClassifier, "_logits", lambda self, px: real(self, px) + off)
+    cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}",
+                         "runtime=openvino", "num_workers=0")
+    assert cli.main(cfg) == EXIT_CANNOT_RUN
+    assert table_rows(tmp_path / "c.sqlite", "predictions") == []
+    assert not (model.parent / "model.export").exists()  # an unchecked export is never saved
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_the_exported_model_alone_classifies(tmp_path, images, model):
+    """The ONNX file and the IR carry classes, preprocessing and temperature: no bundle needed."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from deepmars.models import onnx_graph, openvino_ir
+
+    predict(images, model, tmp_path / "c.sqlite", runtime="openvino")
+    folder = model.parent / "model.export"
+    meta = onnx_graph.read_metadata(folder / "model.onnx")
+    assert openvino_ir.read_metadata(folder / "openvino" / "model.xml") == meta
+    pre, classes = json.loads(meta["preprocess"]), json.loads(meta["class_names"])
+    stored = rows_by_path(tmp_path / "c.sqlite")
+    paths = sorted(stored)[:5]
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((pre["resize"], pre["resize"]),
+                                                                      Image.BILINEAR)) for p in paths])
+    logits = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"pixels": pixels})[0]
+    probs = calibrated(logits, float(meta["temperature"]))
+    for path, p in zip(paths, probs, strict=True):
+        assert classes[int(p.argmax())] == stored[path][11]
+        assert float(p.max()) == pytest.approx(stored[path][12], abs=PROBABILITY_TOLERANCE)
+    assert classes == CLASSES and meta["bundle_sha256"] == load_bundle(str(model)).sha256
+
+
+# ------------------------------------------------------------------------------- reduced precision
+@pytest.mark.slow
+@needs_bf16
+def test_bf16_rows_go_under_their_own_model_id_and_say_how_they_agree(tmp_path, images, model):
+    catalog = tmp_path / "catalog.sqlite"
+    predict(images, model, catalog, runtime="torch")
+    summary, out = predict(images, model, catalog, runtime="openvino", precision="bf16")
+    base = load_bundle(str(model)).model_id
+    assert summary.model_id == f"{base}+openvino-bf16" and summary.classified == 24  # nothing reused from fp32
+    assert "top-1 agreement with eager fp32" in out and "reduced precision" in out
+    with sqlite3.connect(catalog) as conn:
+        models = dict(conn.execute("SELECT model_id, model_cfg FROM models").fetchall())
+    assert json.loads(models[summary.model_id])["inference"]["precision"] == "bf16"
+    assert "inference" not in json.loads(models[base])
+    listing = io.StringIO()
+    run_query(QueryOptions(catalog=catalog, min_confidence=0), listing)
+    lines = listing.getvalue().splitlines()
+    assert lines[0].startswith(f"model {base}+openvino-bf16")  # the latest run's, named
+    assert lines[1].startswith("note: rows classified at reduced precision (openvino bf16)")
+    listing = io.StringIO()
+    run_query(QueryOptions(catalog=catalog, model=str(model), min_confidence=0), listing)
+    lines = listing.getvalue().splitlines()
+    assert lines[0].startswith(f"model {base} ")  # the bundle's own (fp32) rows
+    assert lines[1] == (f"note: exact (fp32) rows; this catalog also holds reduced-precision rows of this model: "
+                        f"{base}+openvino-bf16 (model=<that id> reads them)")
+    assert "24 images match" in listing.getvalue()
+
+
+def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch):
+    monkeypatch.setattr(runtimes, "cpu_has_bf16", lambda runtime: False)
+    with pytest.raises(ConfigError, match="native bf16"):
+        runtimes.choose("torch", "bf16")
+
+
+def test_int8_without_a_quantized_export_is_a_usage_error(tmp_path, images, model):
+    if not runtimes.installed("openvino"):
+        pytest.skip("openvino is not installed")
+    cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}", "precision=int8")
+    assert cli.main(cfg) == EXIT_USAGE
+
+
+# ------------------------------------------------------------------------------------- choosing
+@pytest.mark.parametrize("runtime,precision,why", [
+    ("torch", "int8", "runs on openvino"), ("onnxruntime", "bf16", "runs on openvino or torch"),
+    ("tensorrt", "fp32", "got 'tensorrt', allowed: one of auto, torch"),
+    ("torch", "fp16", "got 'fp16', allowed: one of fp32, bf16, int8")])
+def test_impossible_combinations_are_usage_errors(runtime, precision, why):
+    with pytest.raises(ConfigError, match=why):
+        runtimes.choose(runtime, precision)
+
+
+def test_auto_takes_the_fastest_installed_runtime(monkeypatch):
+    present = {"torch", "onnxruntime", "onnx"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in present else None)
+    assert runtimes.choose("auto", "fp32") == "onnxruntime"
+    present.add("openvino")
+    assert runtimes.choose("auto", "fp32") == "openvino"
+    present.difference_update({"openvino", "onnxruntime"})
+    assert runtimes.choose("auto", "fp32") == "torch"
+    with pytest.raises(ConfigError, match="none of which is installed"):
+        runtimes.choose("auto", "int8")
+
+
+def test_a_runtime_that_is_not_installed_exits_2_with_how_to_install_it(tmp_path, images, model, monkeypatch,
+                                                                         capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
+    cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}",
+                         "runtime=onnxruntime")
+    assert cli.main(cfg) == EXIT_USAGE
+    assert 'pip install "deepmars[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_a_bad_runtime_key_names_the_allowed_values(tmp_path, capsys):
+    cfg = predict_config("input=x", "model=y", "runtime=fast")
+    assert cli.main(cfg) == EXIT_USAGE
+    assert "runtime: got 'fast', allowed: one of auto, torch, onnxruntime, openvino" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("views", [("identity",), ("identity", "hflip", "rot90")])
+def test_eager_fp32_is_its_own_reference(tmp_path, views):
+    bundle = load_bundle(str(sharp_bundle(tmp_path / "model.pt", views=views)))
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 72, 72, 3), dtype=np.uint8)
+    with open_classifier(bundle, "torch", "fp32", threads=1) as classifier:
+        assert classifier.model_id == bundle.model_id and classifier.variant == ""
+        # Same threads: eager PyTorch itself differs in the 7th digit between thread counts.
+        np.testing.assert_array_equal(classifier.probabilities(pixels),
+                                      bundle.predict_proba(bundle.preprocess.eval_batch(pixels)))
+
+
+def test_an_export_without_the_bundles_views_is_not_reused(tmp_path):
+    bundle = load_bundle(str(sharp_bundle(tmp_path / "model.pt", views=("identity", "hflip"))))
+    export = new_export(bundle, tmp_path / "model.export")
+    export.folder.mkdir()
+    export.write_manifest()
+    assert read_export(export.folder, bundle) is not None and export.manifest["views"] == ["identity", "hflip"]
+    del export.manifest["views"]  # a graph exported before the views were in it: one row per image
+    export.write_manifest()
+    assert read_export(export.folder, bundle) is None
+
+
+def test_agreement_counts_flipped_classes_and_accuracy():
+    reference = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.99]], dtype=np.float32)
+    other = reference + np.array([[0, 0], [0, 0], [0, 0.02]], dtype=np.float32)
+    a = measure(reference, other, 1.0, "three images", targets=np.array([0, 1, 0]))
+    assert a.top1_agreement == pytest.approx(2 / 3) and a.accuracy == pytest.approx(2 / 3)
+    assert a.reference_accuracy == 1.0 and a.max_abs_logit == pytest.approx(0.02) and not a.exact
+    assert measure(reference, reference + 1e-6, 1.0, "same").exact
+
+
+# --------------------------------------------------------------------- landmarks and evaluate
+@pytest.mark.slow
+@needs_openvino
+def test_landmarks_classify_on_openvino_writes_the_eager_landmark_rows(tmp_path):
+    from test_landmarks_classify import SCENES, classify, known_bundle, write_scene
+
+    for name in SCENES:
+        write_scene(tmp_path / "images", name)
+    eager = classify(tmp_path / "images", tmp_path / "eager.sqlite", bundle=known_bundle())
+    fast = classify(tmp_path / "images", tmp_path / "fast.sqlite", bundle=known_bundle(), runtime="openvino")
+    assert (fast.model_id, fast.inference) == (eager.model_id, "openvino fp32") and fast.landmarks == 7
+    rows = table_rows(tmp_path / "eager.sqlite", "landmarks")
+    fast_rows = table_rows(tmp_path / "fast.sqlite", "landmarks")
+    assert [r[:16] for r in rows] == [r[:16] for r in fast_rows]  # boxes and classes
+    assert [r[16] for r in fast_rows] == pytest.approx([r[16] for r in rows], abs=PROBABILITY_TOLERANCE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", EXPORTED[-1:])  # the one auto picks; the other shares every line
+def test_evaluate_on_an_exported_runtime_reports_the_eager_metrics(tmp_path, runtime):
+    from hydra import compose, initialize_config_dir
+    from test_export_model import ROOT, sample_msl_bundle
+
+    from deepmars.evaluation.rerun import evaluate_model
+
+    model = sample_msl_bundle(tmp_path / "model.pt")
+    metrics = {}
+    for name in ("torch", runtime):
+        with initialize_config_dir(config_dir=str(ROOT / "conf" / "evaluate"), version_base="1.3"):
+            cfg = compose("evaluate", overrides=[f"model={model}", "dataset=sample_msl", "split=files",
+                                                 "tracking=none", f"runtime={name}", f"output_dir={tmp_path / name}"])
+        metrics[name] = evaluate_model(cfg)
+    assert metrics[runtime]["test_acc"] == metrics["torch"]["test_acc"]
+    assert metrics[runtime] == pytest.approx(metrics["torch"], abs=1e-4)
+    assert f"({runtime} fp32)" in (tmp_path / runtime / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_real_msl_images_get_the_eager_catalog_on_exported_runtimes(tmp_path, model, runtime):
+    import os
+
+    data = os.environ.get("DEEPMARS_DATA")
+    if not data or not (Path(data) / "msl" / "calibrated").is_dir():
+        pytest.skip("DEEPMARS_DATA with msl/calibrated is needed (e.g. DEEPMARS_DATA=~/data holding msl/)")
+    listing = tmp_path / "images.txt"
+    listing.write_text("".join(f"{p}\n" for p in sorted((Path(data) / "msl" / "calibrated").glob("*.JPG"))[:96]))
+    predict(listing, model, tmp_path / "eager.sqlite", runtime="torch", num_workers=1, batch_size=32)
+    predict(listing, model, tmp_path / "fast.sqlite", runtime=runtime, num_workers=1, batch_size=32)
+    eager, fast = rows_by_path(tmp_path / "eager.sqlite"), rows_by_path(tmp_path / "fast.sqlite")
+    assert len(eager) == 96 and eager.keys() == fast.keys()
+    assert [fast[p][11] for p in eager] == [eager[p][11] for p in eager]
+    assert max(abs(fast[p][12] - eager[p][12]) for p in eager) <= PROBABILITY_TOLERANCE
+
+
+def test_auto_falls_back_to_torch_when_the_network_cannot_be_exported(tmp_path, model, monkeypatch):
+    import deepmars.inference.opening as opening
+    from deepmars.errors import WeightsError
+
+    if not EXPORTED:
+        pytest.skip("no exported runtime is installed")
+
+    def cannot(*args, **kwargs):
+        raise WeightsError("model m: the network cannot be exported to ONNX (an op it lacks)")
+
+    monkeypatch.setattr(opening, "build_export", cannot)
+    lines: list[str] = []
+    with open_classifier(load_bundle(str(model)), "auto", "fp32", threads=1, report=lines.append) as classifier:
+        assert classifier.label == "torch fp32"
+    assert lines == ["runtime=auto: model m: the network cannot be exported to ONNX (an op it lacks); "
+                     "classifying with torch instead"]
+    with pytest.raises(WeightsError, match="cannot be exported"):
+        with open_classifier(load_bundle(str(model)), EXPORTED[0], "fp32", threads=1):
+            pass
+
+
+def test_near_ties_of_a_reduced_precision_are_classified_again_in_fp32(model):
+    from deepmars.inference.classifier import Classifier
+    from deepmars.inference.near_ties import NEAR_TIE_MARGIN, NearTiesExact, near_ties
+
+    class Fixed(Classifier):
+        def __init__(self, bundle, logits):
+            super().__init__(bundle, "fp32")
+            self.fixed, self.seen = logits, []
+
+        def _logits(self, pixels):
+            self.seen.append(len(pixels))
+            return self.fixed[: len(pixels)].copy()
+
+    bundle = load_bundle(str(model))
+    reduced = np.array([[3.0, 0.0, 0, 0, 0], [1.0, 1.0 + NEAR_TIE_MARGIN / 2, 0, 0, 0], [0, 0, 0, 2.0, 0]],
+                       dtype=np.float32)
+    exact = Fixed(bundle, np.array([[0, 0, 9.0, 0, 0]], dtype=np.float32))
+    classifier = NearTiesExact(Fixed(bundle, reduced), exact)
+    logits = classifier.logits(np.zeros((3, 72, 72, 3), dtype=np.uint8))
+    assert near_ties(reduced).tolist() == [False, True, False]
+    np.testing.assert_array_equal(logits, [reduced[0], [0, 0, 9.0, 0, 0], reduced[2]])
+    assert exact.seen == [1] and classifier.rechecked_fraction == pytest.approx(1 / 3)
