@@ -8,6 +8,7 @@ JPEGs, the bad files every predict run must survive, and a copy of one image und
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from deepmars.catalog.predictions import PredictionStore
 from deepmars.errors import ConfigError
+from deepmars.inference.runtimes import installed
 from deepmars.models.loading import load_bundle
 from deepmars.prediction import cli
 from deepmars.prediction.options import RayConfig
@@ -85,6 +87,31 @@ def test_engine_must_be_local_or_ray():
         predict_options(predict_config("input=x", "model=m.pt", "engine=spark"))
 
 
+def test_a_batch_of_joined_blocks_is_cut_before_content_seen_earlier_in_it(tmp_path):
+    """Ray joins decoded blocks when the actors lag: the copy of an image in the same batch is reused from
+    the row written just before it, as across predict.py's chunks, not classified a second time."""
+    import json
+
+    import numpy as np
+
+    from deepmars.catalog import Catalog
+    from deepmars.prediction.ray_engine import _chunks_of
+
+    def item(path: str, sha: str, status: str = "decoded") -> str:
+        return json.dumps({"path": path, "status": status, "sha256": sha, "size": 1, "mtime_ns": 1})
+
+    batch = {"item": np.array([item("a", "A"), item("bad", None, "failed"), item("b", "B"), item("a2", "A"),
+                               item("c", "C")], dtype=object),
+             "probs": np.arange(10, dtype=np.float32).reshape(5, 2)}
+    with Catalog.open(tmp_path / "c.sqlite") as catalog:
+        store = PredictionStore(catalog, "m")
+        parts = [([i.path for i in chunk.items], chunk.decoded_index, probs.tolist())
+                 for chunk, probs in _chunks_of(batch, store, force=False)]
+        forced = [[i.path for i in chunk.items] for chunk, _ in _chunks_of(batch, store, force=True)]
+    assert parts == [(["a", "bad", "b"], [0, 2], [[0, 1], [4, 5]]), (["a2", "c"], [0, 1], [[6, 7], [8, 9]])]
+    assert forced == [["a", "bad", "b", "a2", "c"]]
+
+
 # ------------------------------------------------------------------------------ on a local Ray
 @pytest.mark.slow
 def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(scene, tmp_path):
@@ -141,3 +168,23 @@ def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local
     assert summary.skipped == len(table_rows(catalog, "predictions")) - summary.classified - summary.reused
     for table in TABLES:
         assert table_rows(catalog, table) == table_rows(reference, table), table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", [r for r in ("onnxruntime", "openvino") if installed(r)])
+def test_ray_on_an_exported_runtime_writes_the_local_catalog_of_that_runtime(scene, local_ray, tmp_path, runtime):
+    """The actors build the driver's classifier: the same export (made and checked by the Ray run, then
+    found by the local one), the same rows as predict.py's own process on that runtime."""
+    folder, model, _ = scene
+    shutil.rmtree(model.with_name(model.stem + ".export"), ignore_errors=True)  # made by an earlier test
+    settings = RayConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5)
+    on_ray, local = tmp_path / "ray.sqlite", tmp_path / "local.sqlite"
+    out = io.StringIO()
+    summary = run_predict_ray(options(folder, model, on_ray, runtime=runtime), settings, load_bundle(str(model)),
+                              out=out, progress=False)
+    assert summary.inference == f"{runtime} fp32" and (summary.classified, summary.reused) == (30, 1)
+    assert "checked against eager PyTorch" in out.getvalue()  # exported before the actors started
+    run_predict(options(folder, model, local, runtime=runtime), load_bundle(str(model)), out=io.StringIO(),
+                progress=False)
+    for table in TABLES:
+        assert table_rows(on_ray, table) == table_rows(local, table), table

@@ -392,3 +392,87 @@ def test_near_ties_of_a_reduced_precision_are_classified_again_in_fp32(model):
     assert near_ties(reduced).tolist() == [False, True, False]
     np.testing.assert_array_equal(logits, [reduced[0], [0, 0, 9.0, 0, 0], reduced[2]])
     assert exact.seen == [1] and classifier.rechecked_fraction == pytest.approx(1 / 3)
+
+
+# --------------------------------------------------------------------------------------- devices
+def on_a_gpu(monkeypatch, module) -> None:
+    """``module``'s resolve_device as on a machine with a GPU: auto and cuda give cuda:0."""
+    import torch
+
+    monkeypatch.setattr(module, "resolve_device",
+                        lambda spec, key="device": torch.device("cpu" if spec == "cpu" else "cuda:0"))
+
+
+def test_on_a_gpu_auto_takes_torch_and_the_exported_runtimes_are_refused():
+    assert runtimes.choose("auto", "fp32", "cuda:0") == "torch"
+    assert runtimes.choose("torch", "fp32", "cuda:0") == "torch"
+    for runtime in ("onnxruntime", "openvino"):
+        with pytest.raises(ConfigError, match=f"runtime: {runtime} runs on the CPU only, and device= gives cuda:0 "
+                                              f"here; set device=cpu to classify with {runtime}, or runtime=torch"):
+            runtimes.choose(runtime, "fp32", "cuda:0")
+        runtimes.check_device(runtime, "cpu")
+    with pytest.raises(ConfigError, match="precision: int8 runs on openvino, on the CPU only.*set device=cpu"):
+        runtimes.choose("auto", "int8", "cuda:0")
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_predict_with_an_exported_runtime_on_a_cuda_device_exits_2_naming_both_keys(tmp_path, images, model,
+                                                                                    monkeypatch, capsys, device):
+    from deepmars.prediction import options as predict_options
+
+    on_a_gpu(monkeypatch, predict_options)
+    cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}",
+                         "runtime=openvino", f"device={device}")
+    assert cli.main(cfg) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "runtime: openvino runs on the CPU only, and device= gives cuda:0 here; set device=cpu" in err
+    assert not (tmp_path / "c.sqlite").exists()
+    on_a_gpu(monkeypatch, predict_options)
+    opts = predict_options.predict_options(predict_config(f"input={images}", f"model={model}", "runtime=openvino",
+                                                          "device=cpu"))
+    assert (opts.runtime, opts.device) == ("openvino", "cpu")
+
+
+def test_landmarks_and_evaluate_refuse_an_exported_runtime_on_a_cuda_device(tmp_path, monkeypatch, capsys):
+    from hydra import compose, initialize_config_dir
+    from test_export_model import ROOT
+    from test_landmarks_classify import config
+
+    from deepmars.evaluation import rerun
+    from deepmars.landmarks import cli as landmarks_cli
+    from deepmars.landmarks import options as landmarks_options
+
+    on_a_gpu(monkeypatch, landmarks_options)
+    cfg = config("command=classify", f"input={tmp_path}", "model=m.pt", "runtime=onnxruntime", "device=cuda")
+    assert landmarks_cli.main(cfg) == EXIT_USAGE
+    assert "runtime: onnxruntime runs on the CPU only" in capsys.readouterr().err
+    on_a_gpu(monkeypatch, rerun)
+    with initialize_config_dir(config_dir=str(ROOT / "conf" / "evaluate"), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"model={tmp_path / 'absent.pt'}", "dataset=sample_msl", "split=files",
+                                             "tracking=none", "runtime=openvino", "device=cuda:0",
+                                             f"output_dir={tmp_path / 'out'}"])
+    with pytest.raises(ConfigError, match="runtime: openvino runs on the CPU only.*set device=cpu"):
+        rerun.evaluate_model(cfg)  # before the model is read: the file does not exist
+
+
+@pytest.mark.parametrize("runtime", ["torch", *EXPORTED])
+def test_a_ray_worker_builds_the_drivers_classifier(tmp_path, images, model, runtime):
+    """The plan a Ray actor gets (model, runtime, precision, the checked export's files) builds a classifier
+    that answers as the driver's does, with the same catalog identity."""
+    from PIL import Image
+
+    from deepmars.prediction.decode import DecodeSettings
+    from deepmars.prediction.ray_engine import WorkerPlan, check_first_images
+
+    bundle = load_bundle(str(model))
+    paths = sorted(str(p) for p in images.rglob("*.JPG"))
+    decode = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=None, catalog_path="", model_id="", reuse=False)
+    with open_classifier(bundle, runtime, "fp32", threads=1, report=lambda line: None) as driver:
+        check_first_images(driver, paths, decode)
+        assert driver.on_first_batch is None  # checked (and a new export published) before any worker starts
+        plan = WorkerPlan.of(driver, 1, "cpu")
+        assert bool(plan.export_files) == (runtime != "torch")
+        worker = plan.build(tmp_path / "worker")
+        pixels = np.stack([bundle.preprocess.from_pil(Image.open(p)) for p in paths[:6]])
+        np.testing.assert_array_equal(worker.probabilities(pixels), driver.probabilities(pixels))
+        assert (worker.runtime, worker.model_id, worker.info()) == (driver.runtime, driver.model_id, driver.info())

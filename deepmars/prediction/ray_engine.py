@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -202,10 +202,10 @@ class RayEngine:
                 plan_ref = plan_ref or [self.ray.put(WorkerPlan.of(model, opts.threads, self.device_spec))]
                 for batch in self._pipeline(window, decode, plan_ref, opts, model).iter_batches(
                         batch_size=None, batch_format="numpy"):
-                    chunk, probs = _chunk_of(batch, store, opts.force)
-                    predictions, errors = chunk_rows(chunk, model, store, decode, opts, summary, probs)
-                    store.write_batch(predictions, errors)
-                    bar.update(len(chunk.items))
+                    for chunk, probs in _chunks_of(batch, store, opts.force):
+                        predictions, errors = chunk_rows(chunk, model, store, decode, opts, summary, probs)
+                        store.write_batch(predictions, errors)
+                        bar.update(len(chunk.items))
 
     def _pipeline(self, paths: list[str], decode: DecodeSettings, plan_ref: list, opts: PredictOptions,
                   model: Classifier):
@@ -243,18 +243,32 @@ def check_first_images(model: Classifier, paths: list[str], decode: DecodeSettin
         model.logits(np.stack(pixels))
 
 
-def _chunk_of(batch: dict[str, np.ndarray], store: PredictionStore, force: bool) -> tuple[Chunk, np.ndarray]:
-    """A returned Ray batch as the runner's Chunk; content already in the catalog becomes KNOWN."""
-    items, keep = [], []
+def _chunks_of(batch: dict[str, np.ndarray], store: PredictionStore,
+               force: bool) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """A returned Ray batch as the runner's Chunks; content already in the catalog becomes KNOWN.
+
+    When the actors lag behind decoding, Ray joins several decoded blocks into one batch; it is cut
+    before content seen earlier in it, so that (the caller writing each chunk before the next is
+    made) the copy is reused from the row just written, as it is across predict.py's chunks.
+    """
+    items: list[Item] = []
+    keep: list[int] = []  # decoded items: index in the chunk, and in the batch
+    rows: list[int] = []
+    seen: set[str] = set()
     for i, text in enumerate(batch["item"]):
         fields = json.loads(text)
         item = Item(**{**fields, "status": Status(fields["status"])})
+        if item.status is Status.DECODED and not force and item.sha256 in seen:
+            yield Chunk(items=items, decoded_index=keep), batch["probs"][rows]
+            items, keep, rows, seen = [], [], [], set()
         if item.status is Status.DECODED and not force and store.known(item.sha256) is not None:
             item.status = Status.KNOWN
         elif item.status is Status.DECODED:
-            keep.append(i)
+            keep.append(len(items))
+            rows.append(i)
+            seen.add(item.sha256)
         items.append(item)
-    return Chunk(items=items, decoded_index=keep), batch["probs"][keep]
+    yield Chunk(items=items, decoded_index=keep), batch["probs"][rows]
 
 
 def run_predict_ray(opts: PredictOptions, settings: RayConfig, bundle: ModelBundle, out=None,
