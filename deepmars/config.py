@@ -572,6 +572,11 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def diff_identity(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Readable ``key: old -> new`` lines for every key that differs."""
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """Readable ``key: old -> new`` lines for every key that differs.
+
+    A later key left out of an identity at its older value is shown with that value.
+    """
+    def value(identity: dict[str, Any], key: str) -> Any:
+        return identity[key] if key in identity else LATER_KEYS.get(key, "<absent>")
+
+    return [f"{k}: {value(a, k)!r} -> {value(b, k)!r}" for k in sorted(set(a) | set(b)) if value(a, k) != value(b, k)]
