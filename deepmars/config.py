@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -132,11 +132,11 @@ def _fraction(value: Any, *, top_open: bool = False) -> bool:
 
 @dataclass
 class DownloadConfig:
-    url: Optional[str] = None
-    archive: Optional[str] = None
-    size: Optional[int] = None
-    known_hash: Optional[str] = None
-    record_api: Optional[str] = None
+    url: str | None = None
+    archive: str | None = None
+    size: int | None = None
+    known_hash: str | None = None
+    record_api: str | None = None
 
 
 @dataclass
@@ -157,9 +157,9 @@ class ClassColumnsConfig:
 
 @dataclass
 class ClassesConfig:
-    file: Optional[str] = None
+    file: str | None = None
     format: ClassFormat = ClassFormat.indexed
-    names: Optional[List[str]] = None
+    names: list[str] | None = None
     # csv only: the first row names the columns (skipped, or used by columns.id / columns.name).
     header: bool = False
     columns: ClassColumnsConfig = field(default_factory=ClassColumnsConfig)
@@ -175,41 +175,41 @@ class ClassesConfig:
 
 @dataclass
 class MetadataConfig:
-    pattern: Optional[str] = None
-    types: Dict[str, str] = field(default_factory=dict)
+    pattern: str | None = None
+    types: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class DatasetConfig:
     name: str = MISSING
     version: str = ""
-    doi: Optional[str] = None
-    license: Optional[str] = None
-    root: Optional[str] = None
-    download: Optional[DownloadConfig] = None
+    doi: str | None = None
+    license: str | None = None
+    root: str | None = None
+    download: DownloadConfig | None = None
     image_dir: str = "."
     # split -> a label file, or a list of them: paths (relative to root, or absolute) or
     # {file: ..., image_dir: ...} for a batch whose images lie elsewhere (checked by the loader).
-    labels: Dict[str, Any] = MISSING
+    labels: dict[str, Any] = MISSING
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     drop_empty_classes: bool = True
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     # Keep only images whose file-name metadata match, e.g. {instrument: [ML]} (MSLNet-inst).
-    where: Dict[str, List[str]] = field(default_factory=dict)
+    where: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
 class SplitConfig:
     name: SplitMethod = MISSING
-    sol_range: Optional[Dict[str, List[int]]] = None
+    sol_range: dict[str, list[int]] | None = None
     field: str = "source_image"
-    fractions: Optional[Dict[str, float]] = None
+    fractions: dict[str, float] | None = None
     tolerance: float = 0.02
     candidates: int = 200
     seed: int = 0
     # split=random: file names whose match of this regex (its `group` group, else the whole
     # match) is the same are one group, kept in one split (augmented copies of one image).
-    group_pattern: Optional[str] = None
+    group_pattern: str | None = None
     # split=source_image_cv: test is fold ``fold`` of ``folds``; val is val_fraction of the rest.
     folds: int = 5
     fold: int = 0
@@ -230,14 +230,14 @@ class ModelConfig:
     source: ModelSource = MISSING
     name: str = MISSING
     pretrained: str = "none"
-    img_size: Optional[int] = None
-    resize: Optional[int] = None
-    drop_rate: Optional[float] = None
-    head: Optional[str] = None
+    img_size: int | None = None
+    resize: int | None = None
+    drop_rate: float | None = None
+    head: str | None = None
     # Test-time augmentation: none | hflip | dihedral | a list of views (deepmars.models.tta).
     tta: Any = "none"
     # Pooled outputs of these backbone blocks feed the head beside the final features (timm EfficientNets).
-    feature_blocks: List[int] = field(default_factory=list)
+    feature_blocks: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require(bool(self.pretrained), "pretrained", self.pretrained,
@@ -271,8 +271,8 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    lr_mult: Dict[str, float] = field(default_factory=dict)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_mult: dict[str, float] = field(default_factory=dict)
     bias_lr_mult: float = 1.0
     bias_decay: bool = True
 
@@ -291,7 +291,7 @@ class ScheduleConfig:
     policy: Policy = Policy.step
     stepsize: int = 500
     gamma: float = 0.1
-    milestones: List[int] = field(default_factory=list)
+    milestones: list[int] = field(default_factory=list)
     min_lr_ratio: float = 0.0
     warmup_iters: int = 0
     warmup_start_ratio: float = 0.1
@@ -319,15 +319,15 @@ class AugmentConfig:
 @dataclass
 class TrainerConfig:
     # Training length: max_iters wins when both are set (see conf/trainer/default.yaml).
-    max_iters: Optional[int] = None
-    epochs: Optional[int] = 10
+    max_iters: int | None = None
+    epochs: int | None = 10
     batch_size: int = 50
     eval_every: int = 250
     checkpoint_every: int = 250
     log_every: int = 10
     cache: Cache = Cache.memory
     num_workers: int = 0
-    threads: Optional[int] = None
+    threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     class_balance: ClassBalance = ClassBalance.none
     label_smoothing: float = 0.0
@@ -335,22 +335,22 @@ class TrainerConfig:
     probe_c: float = 1.0
     # WiSE-FT: interpolate the starting and the fine-tuned weights, alpha chosen on val.
     wise_ft: bool = False
-    wise_ft_alphas: List[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    wise_ft_alphas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     # false: only the head is trained, by the linear probe (a frozen-backbone recipe).
     fine_tune: bool = True
     # The probe's C chosen on val among these (null: trainer.probe_c).
-    probe_c_choices: Optional[List[float]] = None
+    probe_c_choices: list[float] | None = None
     # Frozen recipe: after C and the temperature are chosen on val, refit the saved head on train + val.
     refit_on_train_val: bool = False
     # Frozen features cached on disk (a folder; null: none) and their precision.
-    feature_cache: Optional[str] = None
+    feature_cache: str | None = None
     feature_dtype: FeatureDtype = FeatureDtype.float32
     # The bundle's temperature: fitted on val, none (the model's own confidence), or val_halves.
     calibration: Calibration = Calibration.val
-    resume: Optional[str] = None
+    resume: str | None = None
     checkpoint_dir: str = "checkpoints"
     progress: Progress = Progress.auto
-    eval_splits: List[SplitName] = field(default_factory=lambda: [SplitName.train, SplitName.val, SplitName.test])
+    eval_splits: list[SplitName] = field(default_factory=lambda: [SplitName.train, SplitName.val, SplitName.test])
     eval_batch_size: int = 100
     # auto (CUDA when present, else CPU), cpu, cuda, cuda:N; checked against the machine at start.
     device: str = "auto"
@@ -391,23 +391,23 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None
-    artifact_location: Optional[str] = None
+    uri: str | None = None
+    artifact_location: str | None = None
     experiment: str = "deepmars"
-    run_name: Optional[str] = None
+    run_name: str | None = None
     log_model: bool = True
     # Set by MSLNet-inst (per_group) for its per-instrument runs; rarely set by hand.
-    parent_run_id: Optional[str] = None
+    parent_run_id: str | None = None
 
 
 @dataclass
 class PerGroupConfig:
     """One model per value of a file-name field, combined by routing (the paper's MSLNet-inst)."""
 
-    groups: List[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
     field: str = "instrument"  # after ``groups``: this name shadows dataclasses.field below it
     # A single model (run id, runs:/..., models:/..., or bundle file) to report beside the routed one.
-    compare_model: Optional[str] = None
+    compare_model: str | None = None
 
 
 @dataclass
@@ -420,7 +420,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    per_group: Optional[PerGroupConfig] = None
+    per_group: PerGroupConfig | None = None
 
 
 # What model= takes in evaluate.py, predict.py and landmarks.py (deepmars.models.loading.load_bundle).
@@ -432,15 +432,15 @@ MODEL_FORMS = ("a bundle file (model.pt), runs:/<run_id>, a run id, models:/<nam
 class EvaluateConfig:
     """``evaluate.py``: a trained model on a labeled data set's splits (conf/evaluate/evaluate.yaml)."""
 
-    model: Optional[str] = None
-    model_uri: Optional[str] = None  # the old name of ``model``, still read
+    model: str | None = None
+    model_uri: str | None = None  # the old name of ``model``, still read
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    splits: List[SplitName] = field(default_factory=lambda: [SplitName.test])
+    splits: list[SplitName] = field(default_factory=lambda: [SplitName.test])
     runtime: Runtime = Runtime.auto  # as predict.py's: what runs the network, at which precision
     precision: Precision = Precision.fp32
-    threads: Optional[int] = None  # inference threads (None: the runtime's default, all cores)
+    threads: int | None = None  # inference threads (None: the runtime's default, all cores)
     batch_size: int = 100
     num_workers: int = 0
     seed: int = 0
@@ -464,8 +464,8 @@ class ExportModelConfig:
     """``export_model.py``: a trained model exported for the fast runtimes, checked against eager PyTorch
     on its data set and measured at every precision (conf/export_model/export_model.yaml)."""
 
-    model: Optional[str] = None
-    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    model: str | None = None
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     check_split: SplitName = SplitName.test
@@ -473,7 +473,7 @@ class ExportModelConfig:
     int8: bool = False
     calibration_images: int = 300
     seed: int = 0
-    threads: Optional[int] = None
+    threads: int | None = None
     batch_size: int = 64
     num_workers: int = 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+
 import torch
 
 from deepmars.errors import ConfigError

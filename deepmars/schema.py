@@ -26,7 +26,11 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
-    ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException, ValidationError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
 )
 
 from deepmars.errors import ConfigError

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from PIL import Image  # noqa: E402
-
 from atlas_app import atlas_app  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from PIL import Image  # noqa: E402
+
 from deepmars.web.server import free_port  # noqa: E402
 
 

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from deepmars.labeling.cli import open_queue  # noqa: E402
 from deepmars.labeling.options import label_options  # noqa: E402
 from deepmars.labeling.users import add_user, read_users  # noqa: E402

@@ -25,12 +25,12 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deepmars.config import ModelConfig  # noqa: E402
 from deepmars.data.cache import decode_samples  # noqa: E402
 from deepmars.data.dataset import load_dataset  # noqa: E402
 from deepmars.data.root import resolve_root  # noqa: E402
 from deepmars.evaluation.calibration import expected_calibration_error, fit_temperature, softmax  # noqa: E402
 from deepmars.evaluation.temperature_choice import choose_temperature  # noqa: E402
-from deepmars.config import ModelConfig  # noqa: E402
 from deepmars.models.factory import build_model  # noqa: E402
 from deepmars.schema import load  # noqa: E402
 from deepmars.splits import make_splits  # noqa: E402

@@ -10,8 +10,16 @@
 """
 
 from deepmars.catalog.connection import Catalog, CatalogLocked, open_reader
-from deepmars.catalog.rows import (ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow, ModelInfo,
-                                   PredictionRow, RunRow, utc_now)
+from deepmars.catalog.rows import (
+                                   ErrorRow,
+                                   LandmarkCountRow,
+                                   LandmarkImageRow,
+                                   LandmarkRow,
+                                   ModelInfo,
+                                   PredictionRow,
+                                   RunRow,
+                                   utc_now,
+)
 from deepmars.catalog.schema import SCHEMA_VERSION, TABLES, TIME_COLUMNS
 
 __all__ = ["Catalog", "CatalogLocked", "ErrorRow", "LandmarkCountRow", "LandmarkImageRow", "LandmarkRow",

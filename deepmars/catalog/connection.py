@@ -57,7 +57,7 @@ class Catalog:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | Path, create: bool = True) -> "Catalog":
+    def open(cls, path: str | Path, create: bool = True) -> Catalog:
         """Open (and with ``create``, create) a catalog; DataError if it is not one we can use."""
         path = Path(path)
         if not create and not path.is_file():
@@ -91,7 +91,7 @@ class Catalog:
         finally:
             self.conn.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -45,11 +45,11 @@ DEFAULT_LEASE_S = 600.0
 
 def iso(t: datetime) -> str:
     """The catalog's time format (UTC, microseconds, Z), sortable as text."""
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class ClassList:
         return json.dumps([[i, n] for i, n in self.entries])
 
     @classmethod
-    def from_json(cls, text: str, source: str = "") -> "ClassList":
+    def from_json(cls, text: str, source: str = "") -> ClassList:
         return cls(tuple((int(i), str(n)) for i, n in json.loads(text)), source)
 
 
@@ -159,7 +159,7 @@ class LabelStore:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path: str | Path, classes: ClassList | None = None, labels_per_item: int | None = None,
-             create: bool = True, **kwargs) -> "LabelStore":
+             create: bool = True, **kwargs) -> LabelStore:
         """Open a queue; a new one needs ``classes``. A class list that differs from the queue's is refused."""
         path = Path(path)
         conn = open_versioned(path, LABEL_QUEUE, create=create)
@@ -181,7 +181,7 @@ class LabelStore:
         finally:
             self.conn.close()
 
-    def __enter__(self) -> "LabelStore":
+    def __enter__(self) -> LabelStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,13 +8,13 @@ checks that every row type's fields are exactly its table's columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 
 def utc_now() -> str:
     """Timestamps as UTC ISO 8601 with microseconds: sortable as text, comparable across shards."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

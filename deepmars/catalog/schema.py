@@ -25,8 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepmars.catalog.count_tables import counts_schema
-from deepmars.catalog.rows import (ErrorRow, LandmarkCountRow, LandmarkImageRow, LandmarkRow, PredictionRow,
-                                   RunRow, columns)
+from deepmars.catalog.rows import (
+    ErrorRow,
+    LandmarkCountRow,
+    LandmarkImageRow,
+    LandmarkRow,
+    PredictionRow,
+    RunRow,
+    columns,
+)
 
 SCHEMA_VERSION = 4
 

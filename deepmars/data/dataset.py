@@ -15,7 +15,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from deepmars.data.labels import (
-    check_duplicates, check_images_exist, read_class_file, read_label_file,
+    check_duplicates,
+    check_images_exist,
+    read_class_file,
+    read_label_file,
 )
 from deepmars.data.metadata import check_metadata_spec, parse_metadata
 from deepmars.errors import ConfigError, DataError

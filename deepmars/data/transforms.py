@@ -45,7 +45,7 @@ class Preprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
+    def from_dict(cls, d: dict) -> Preprocess:
         return cls(img_size=int(d["img_size"]), resize=int(d["resize"]), mean=tuple(d["mean"]),
                    std=tuple(d["std"]), channels=int(d.get("channels", 3)))
 

@@ -26,15 +26,22 @@ from deepmars.evaluation.drift import check_window_width, write_drift_csv
 from deepmars.evaluation.groups import write_group_csv
 from deepmars.evaluation.markdown import render_markdown
 from deepmars.evaluation.metrics import (
-    majority_class, random_baseline_accuracy, row_normalise, write_confused_pairs_csv,
-    write_confusion_csv, write_per_class_csv,
+    majority_class,
+    random_baseline_accuracy,
+    row_normalise,
+    write_confused_pairs_csv,
+    write_confusion_csv,
+    write_per_class_csv,
 )
 from deepmars.evaluation.predictions import SplitPredictions
 from deepmars.evaluation.reference import paper_results
 from deepmars.evaluation.results import SplitResult, evaluate_split
 from deepmars.evaluation.tables import is_defined, slug, write_csv
 from deepmars.evaluation.thresholds import (
-    PAPER_THRESHOLD, REPORT_THRESHOLDS, ThresholdCurve, write_threshold_csv,
+    PAPER_THRESHOLD,
+    REPORT_THRESHOLDS,
+    ThresholdCurve,
+    write_threshold_csv,
 )
 
 REPORT_FILE = "report.md"

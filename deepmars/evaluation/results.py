@@ -15,8 +15,14 @@ from deepmars.evaluation.calibration import ECE_BINS, ReliabilityBins, apply_tem
 from deepmars.evaluation.drift import SolWindow, accuracy_by_sol_window
 from deepmars.evaluation.groups import GroupAccuracy, accuracy_by_group
 from deepmars.evaluation.metrics import (
-    ClassScores, ConfusedPair, accuracy, confusion_counts, macro_f1, majority_baseline_accuracy,
-    most_confused_pairs, per_class_scores,
+    ClassScores,
+    ConfusedPair,
+    accuracy,
+    confusion_counts,
+    macro_f1,
+    majority_baseline_accuracy,
+    most_confused_pairs,
+    per_class_scores,
 )
 from deepmars.evaluation.predictions import SplitPredictions
 from deepmars.evaluation.thresholds import ThresholdCurve, threshold_curve

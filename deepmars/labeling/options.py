@@ -11,11 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Optional
 
 from deepmars.catalog.labels import ORDERS
 from deepmars.schema import load, require
-
 
 # The commands (a string, not an Enum: "import" cannot be a member name).
 COMMANDS = ("serve", "add", "status", "disagreements", "review", "export", "import", "adduser")
@@ -56,32 +54,32 @@ class LabelConfig:
     """conf/label/label.yaml: every key of every command, with its type and allowed values."""
 
     command: str = "serve"
-    queue: Optional[str] = None
-    images: Optional[str] = None
-    posteriors: Optional[str] = None
-    model: Optional[str] = None
-    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
-    classes: Optional[str] = None
+    queue: str | None = None
+    images: str | None = None
+    posteriors: str | None = None
+    model: str | None = None
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db"
+    classes: str | None = None
     class_format: ClassFormat = ClassFormat.auto
-    labels_per_item: Optional[int] = None
+    labels_per_item: int | None = None
     order: Order = Order.random
     seed: int = 0
     check_images: bool = True
     users: str = "users.txt"
-    name: Optional[str] = None
+    name: str | None = None
     lease_s: float = 600.0
     host: str = "127.0.0.1"
     port: int = 8100
     show_suggestion: bool = False
     cache_dir: str = ".deepmars_cache/web"
     display_size: int = 1024
-    item: Optional[int] = None
-    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
+    item: int | None = None
+    class_name: str | None = field(default=None, metadata={"key": "class"})
     format: ExportFormat = ExportFormat.csv
-    output: Optional[str] = None
-    image_dir: Optional[str] = None
+    output: str | None = None
+    image_dir: str | None = None
     image_url: str = "/data/local-files/?d={name}"
-    input: Optional[str] = None
+    input: str | None = None
 
     def __post_init__(self) -> None:
         require(self.command in COMMANDS, "command", self.command, "one of " + ", ".join(COMMANDS))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Any
 
 from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
 from deepmars.inference.runtimes import Precision, Runtime
@@ -134,28 +134,28 @@ class LandmarksConfig:
 
     command: Command = Command.detect
     input: Any = None  # a file, a folder, a glob, or a list of these (detect, classify)
-    output_dir: Optional[str] = None  # detect
+    output_dir: str | None = None  # detect
     read: ReadSettings = ReadSettings()
     detect: DetectSettings = DetectSettings()
     crops: CropSettings = CropSettings()
     output: OutputSettings = OutputSettings()
-    model: Optional[str] = None
-    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    model: str | None = None
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db"
     runtime: Runtime = Runtime.auto
     precision: Precision = Precision.fp32
     catalog: str = "catalog.sqlite"
     batch_size: int = 64
-    threads: Optional[int] = 1
+    threads: int | None = 1
     device: str = "auto"  # auto (the GPU when torch sees one, else the CPU), cpu, cuda, cuda:N
     min_confidence: float = 0.5
     count_confidence: float = 0.9
     top_k: int = 5
     force: bool = False
-    crops_dir: Optional[str] = None
-    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
+    crops_dir: str | None = None
+    class_name: str | None = field(default=None, metadata={"key": "class"})
     min_count: int = 1
     limit: int = 50
-    csv: Optional[str] = None
+    csv: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "top_k"):

@@ -58,7 +58,7 @@ class ModelBundle:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, model_id: str | None = None) -> "ModelBundle":
+    def load(cls, path: str | Path, model_id: str | None = None) -> ModelBundle:
         """Read a bundle file on any machine: tensors saved from a GPU come back on the CPU."""
         path = Path(path)
         try:
@@ -71,7 +71,7 @@ class ModelBundle:
         return cls.from_state(state, model_id or f"file:{path.resolve()}#{digest[:12]}", sha256=digest)
 
     @classmethod
-    def from_state(cls, state: dict, model_id: str, sha256: str = "") -> "ModelBundle":
+    def from_state(cls, state: dict, model_id: str, sha256: str = "") -> ModelBundle:
         """A bundle from ``to_state()``'s dict (how a bundle travels to worker processes); ``sha256``:
         of the file it was saved in, when known (an export proves its origin with it)."""
         from deepmars.config import ModelConfig

@@ -157,8 +157,8 @@ def _latest_version(client, name: str):
 
 def _download(source: ModelSource, dest: Path) -> Path:
     """Download the run's bundle artifact; a folder artifact must hold ``model.pt``."""
-    from mlflow.exceptions import MlflowException
     from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
 
     artifact = source.artifact_path.strip("/")
     try:

@@ -38,7 +38,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str | None) -> "Shard | None":
+    def parse(cls, text: str | None) -> Shard | None:
         """``"i/n"`` with 0 <= i < n, or None for no sharding."""
         if text is None or str(text).strip() == "":
             return None

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from deepmars.config import DEVICE_FORMS, MODEL_FORMS, is_device
 from deepmars.devices import resolve_device
@@ -74,9 +74,9 @@ def _sol_range(value: Any) -> tuple[int, int] | None:
 class RayConfig:
     """``ray.*``: where the Ray Data job runs and how its work is spread (engine=ray)."""
 
-    address: Optional[str] = None  # an existing cluster ("auto", "ray://head:10001"); null: a local Ray
-    num_cpus: Optional[int] = None  # local Ray only: logical CPUs (null: all)
-    num_gpus: Optional[int] = None  # local Ray only: GPUs (null: all)
+    address: str | None = None  # an existing cluster ("auto", "ray://head:10001"); null: a local Ray
+    num_cpus: int | None = None  # local Ray only: logical CPUs (null: all)
+    num_gpus: int | None = None  # local Ray only: GPUs (null: all)
     workers: int = 1  # classifier actors, each holding the model once
     gpus_per_worker: Any = "auto"  # auto: 1 where the cluster has GPUs, else 0
     cpus_per_worker: float = 1.0
@@ -101,26 +101,26 @@ class PredictConfig:
 
     command: Command = Command.predict
     input: Any = None  # predict: a folder, glob or list file; merge: a glob or a list of catalogs
-    model: Optional[str] = None
-    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
+    model: str | None = None
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db"
     catalog: str = "catalog.sqlite"
     runtime: Runtime = Runtime.auto
     precision: Precision = Precision.fp32
     batch_size: int = 64
     num_workers: int = 1
-    threads: Optional[int] = 1
+    threads: int | None = 1
     min_confidence: float = 0.5
     top_k: int = 5
     force: bool = False
-    shard: Optional[str] = None
+    shard: str | None = None
     device: str = "auto"
     engine: Engine = Engine.local
     ray: RayConfig = field(default_factory=RayConfig)
-    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
-    instrument: Optional[str] = None
+    class_name: str | None = field(default=None, metadata={"key": "class"})
+    instrument: str | None = None
     sol: Any = None
     limit: int = 50
-    output: Optional[str] = None
+    output: str | None = None
     table: Table = Table.predictions
 
     def __post_init__(self) -> None:

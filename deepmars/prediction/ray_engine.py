@@ -150,7 +150,7 @@ class RayEngine:
         self.ray = import_ray()
         self._started = False
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:
         if not self.ray.is_initialized():
             s = self.settings
             if s.address:

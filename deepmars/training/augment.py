@@ -34,12 +34,12 @@ class AugmentDraws:
     vflip: torch.Tensor
     turns: torch.Tensor
 
-    def take(self, positions: np.ndarray | torch.Tensor) -> "AugmentDraws":
+    def take(self, positions: np.ndarray | torch.Tensor) -> AugmentDraws:
         """The draws of some images of the batch (one process's share, in batch order)."""
         idx = torch.as_tensor(positions, dtype=torch.int64)
         return AugmentDraws(*(t[idx] for t in (self.ys, self.xs, self.mirror, self.vflip, self.turns)))
 
-    def to(self, device: torch.device) -> "AugmentDraws":
+    def to(self, device: torch.device) -> AugmentDraws:
         return AugmentDraws(*(t.to(device) for t in (self.ys, self.xs, self.mirror, self.vflip, self.turns)))
 
 

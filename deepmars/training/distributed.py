@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
@@ -120,7 +121,7 @@ class GlobalBatchLoss:
         self.per_image = nn.CrossEntropyLoss(weight=criterion.weight, label_smoothing=criterion.label_smoothing,
                                              reduction="none")
 
-    def to(self, device: torch.device) -> "GlobalBatchLoss":
+    def to(self, device: torch.device) -> GlobalBatchLoss:
         self.criterion.to(device)
         self.per_image.to(device)
         return self

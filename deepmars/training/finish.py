@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from deepmars.data.cache import DecodedImages
 from deepmars.data.dataset import LabeledDataset, Sample

@@ -149,7 +149,7 @@ class Loop:
             self.sink({k: float(v) for k, v in metrics.items()}, step)
         pending.clear()
 
-    def _validate(self, iteration: int, bar: "_Progress") -> None:
+    def _validate(self, iteration: int, bar: _Progress) -> None:
         if not self.dist.is_main or self.val is None or len(self.val) == 0:
             return
         logits = predict_logits(self.model, self.val.images, self.preprocess, self.eval_batch_size,

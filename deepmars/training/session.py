@@ -58,7 +58,7 @@ class RunSession:
     def active(self) -> bool:
         return self.run_id is not None
 
-    def __enter__(self) -> "RunSession":
+    def __enter__(self) -> RunSession:
         if self.experiment_id is None:
             return self
         sweep = _hydra_sweep()

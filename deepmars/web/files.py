@@ -19,6 +19,7 @@ from PIL import Image
 from deepmars.catalog.paths import existing_fs_path
 from deepmars.errors import DataError
 
+
 class FileRefused(DataError):
     """The catalog names a file that must not be served (outside the image roots, not a file)."""
 

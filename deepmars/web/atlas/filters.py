@@ -33,7 +33,7 @@ class Filters:
     min_counts: tuple[tuple[str, int], ...] = ()  # scenes: (class, at least n landmarks at count confidence)
     text: str = ""
 
-    def without(self, facet: str) -> "Filters":
+    def without(self, facet: str) -> Filters:
         """The same search without one facet's selection (its own counts ignore it)."""
         cleared = {"model": {"models": ()}, "class": {"classes": ()}, "instrument": {"instruments": ()},
                    "sol": {"sol_min": None, "sol_max": None}, "source_image": {"source_image": None}}[facet]
@@ -88,7 +88,7 @@ class Cursor:
         return base64.urlsafe_b64encode(json.dumps([self.key, self.id]).encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: str | None, key_type: type) -> "Cursor | None":
+    def decode(cls, text: str | None, key_type: type) -> Cursor | None:
         if not text:
             return None
         try:

@@ -38,7 +38,7 @@ class Threshold:
     sign: int = 1  # +1: add them (the grid value is above the threshold), -1: take them away (below)
 
     @classmethod
-    def of(cls, min_confidence: float) -> "Threshold":
+    def of(cls, min_confidence: float) -> Threshold:
         if min_confidence <= 0:
             return cls("n", None)
         i = bisect_left(GRID_VALUES, min_confidence)

@@ -30,7 +30,7 @@ class Query:
     fts: str | None
 
     @classmethod
-    def of(cls, filters: Filters, text: ParsedText) -> "Query":
+    def of(cls, filters: Filters, text: ParsedText) -> Query:
         chosen, named = filters.classes, text.classes
         if chosen and named:  # the text narrows the ticked classes
             classes = tuple(c for c in chosen if c in named) or (NO_CLASS,)
@@ -38,7 +38,7 @@ class Query:
             classes = chosen or named
         return cls(filters, classes, text.fts_query)
 
-    def without(self, facet: str) -> "Query":
+    def without(self, facet: str) -> Query:
         if facet == "class":
             return Query(self.filters.without(facet), (), self.fts)
         return Query(self.filters.without(facet), self.classes, self.fts)

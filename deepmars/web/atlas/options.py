@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from deepmars.schema import load, require
 from deepmars.web.settings import WebSettings
@@ -34,14 +33,14 @@ class AtlasConfig:
     cache_dir: str = ".deepmars_cache/web"
     thumbnail_size: int = 256
     display_size: int = 1600
-    image_roots: List[str] = field(default_factory=list)
+    image_roots: list[str] = field(default_factory=list)
     lock_timeout_s: float = 5.0
     connections: int = 8
     demo: bool = False
     demo_catalog: str = "atlas_demo/catalog.sqlite"
-    demo_model: Optional[str] = None
-    tracking_uri: Optional[str] = "sqlite:///mlruns/mlflow.db"
-    synonyms: Dict[str, List[str]] = field(default_factory=dict)
+    demo_model: str | None = None
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db"
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key, lo, hi in (("port", 1, 65535), ("page_size", 1, 500), ("thumbnail_size", 32, 1024),

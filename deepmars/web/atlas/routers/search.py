@@ -13,7 +13,7 @@ from deepmars.web.atlas import images, scenes
 from deepmars.web.atlas.context import AtlasContext, CatalogFacts, atlas, snapshot
 from deepmars.web.atlas.filters import Cursor, Filters, search_filters
 from deepmars.web.atlas.image_counts import ImageCounts
-from deepmars.web.atlas.schemas import FacetValue, Facets, ImageResult, SceneResult, SearchPage, SolBin, TextMatch
+from deepmars.web.atlas.schemas import Facets, FacetValue, ImageResult, SceneResult, SearchPage, SolBin, TextMatch
 from deepmars.web.atlas.vocabulary import ParsedText
 
 router = APIRouter(tags=["search"])

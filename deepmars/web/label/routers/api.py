@@ -21,8 +21,17 @@ from deepmars.catalog.labels import LabelStore
 from deepmars.errors import ConfigError
 from deepmars.web.files import open_image
 from deepmars.web.label.context import LabelContext, current_user, label_store, labeling
-from deepmars.web.label.schemas import (ClassButton, DisagreementOut, EventOut, ItemOut, LabelIn, NextOut,
-                                        ProgressOut, QueueOut, Suggestion)
+from deepmars.web.label.schemas import (
+    ClassButton,
+    DisagreementOut,
+    EventOut,
+    ItemOut,
+    LabelIn,
+    NextOut,
+    ProgressOut,
+    QueueOut,
+    Suggestion,
+)
 
 router = APIRouter(prefix="/api", tags=["labeling"])
 files = APIRouter(tags=["images"])
