@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from deepmars.errors import ConfigError
-from deepmars.models.bundle import ModelBundle
 from deepmars.config import ModelConfig
+from deepmars.errors import ConfigError
+from deepmars.inference.logits import predict_logits
 from deepmars.models import factory
-from deepmars.schema import load
+from deepmars.models.bundle import ModelBundle
 from deepmars.models.tta import PRESETS, VIEWS, apply_view, combine_views, expand_views, views_for
-from deepmars.training.loop import predict_logits
+from deepmars.schema import load
 
 TINY = {"source": "timm", "name": "test_efficientnet", "pretrained": "none", "img_size": 64, "resize": 72}
 

@@ -8,8 +8,8 @@ from deepmars.data.cache import DecodedImages, decode_samples
 from deepmars.data.dataset import Sample
 from deepmars.evaluation.predictions import SplitPredictions
 from deepmars.inference.classifier import Classifier
+from deepmars.inference.logits import predict_logits
 from deepmars.models.bundle import ModelBundle
-from deepmars.training.loop import predict_logits
 
 
 def predictions_for(data: DecodedImages, logits: np.ndarray | None = None, probs: np.ndarray | None = None) -> SplitPredictions:

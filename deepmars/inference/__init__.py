@@ -7,6 +7,8 @@
 - ``opening``: ``open_classifier``, the one place a run gets its classifier (export found or made,
   checked against eager on the run's first batch), and ``make_classifier``, what builds it;
 - ``agreement``: a runtime's answers against eager fp32, and the fp32 tolerance;
+- ``logits``: a network's logits for decoded images in batches, with test-time views (training's
+  validation, evaluation and WiSE-FT use it too);
 - ``model``: a bundle made ready for eager inference (device, threads, eval mode, memory format);
 - ``ranking``: probabilities -> predicted class, confidence and top-k, rounded as the catalog stores them;
 - ``files``: a file's identity (path, size, mtime, content hash) read from one open file;

@@ -21,11 +21,12 @@ from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.evaluation import SplitPredictions, write_report
 from deepmars.evaluation.apply import predictions_for
 from deepmars.evaluation.temperature_choice import choose_temperature
+from deepmars.inference.logits import predict_logits
 from deepmars.models.bundle import ModelBundle
 from deepmars.models.tta import views_for
 from deepmars.schema import plain
 from deepmars.training.checkpoint import BEST, load_checkpoint
-from deepmars.training.loop import Loop, predict_logits
+from deepmars.training.loop import Loop
 from deepmars.training.wise_ft import choose_alpha, load_start
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -27,7 +26,7 @@ from tqdm import tqdm
 from deepmars.data.cache import DecodedImages
 from deepmars.data.transforms import Preprocess
 from deepmars.devices import autocast, grad_scaler, model_device, to_cpu, to_device
-from deepmars.models.tta import combine_views, expand_views
+from deepmars.inference.logits import predict_logits
 from deepmars.training.augment import apply_augment, draw_augment
 from deepmars.training.batches import Batch
 from deepmars.training.checkpoint import BEST, LATEST, rng_state, save_atomic
@@ -186,26 +185,6 @@ class Loop:
         s = ckpt["state"]
         self.state = LoopState(int(s["iteration"]), float(s["best_metric"]), int(s["best_iter"]),
                                int(s["failed_checkpoints"]), [list(c) for c in s["corrupt"]])
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: np.ndarray, pre: Preprocess, batch_size: int = 100,
-                   views: tuple[str, ...] = ("identity",), precision: str = "32") -> torch.Tensor:
-    """Logits (float32, on the CPU) for decoded uint8 images (centre crop), in batches, on the
-    model's own device; the model is left in eval mode.
-
-    With test-time views (deepmars.models.tta) the result is the log of the views' mean softmax,
-    which stands in for logits everywhere (temperature scaling included)."""
-    model.eval()
-    device = model_device(model)
-    out = []
-    for i in range(0, len(images), batch_size):
-        with autocast(device, precision):
-            z = model(expand_views(pre.eval_batch(images[i:i + batch_size], device), views))
-        out.append(combine_views(z.float(), len(views)))
-    if not out:
-        return torch.empty((0, 0))
-    return torch.cat(out).cpu()
 
 
 class _Progress:

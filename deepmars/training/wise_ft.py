@@ -19,6 +19,7 @@ from torch import nn
 from deepmars.data.cache import DecodedImages
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import ConfigError
+from deepmars.inference.logits import predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ def choose_alpha(model: nn.Module, start: Mapping[str, torch.Tensor], val: Decod
 
     Ties go to the alpha listed first.
     """
-    from deepmars.training.loop import predict_logits
-
     tuned = {k: v.detach().clone() for k, v in model.state_dict().items()}
     targets = torch.from_numpy(val.targets)
     scores: dict[float, float] = {}
