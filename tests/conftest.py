@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from support import CONF, HIRISE_CLASSES, REPO  # noqa: F401 - REPO: tests import it from here
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+# Fixtures by area (factories for what tests build in their own folders, built objects where shared);
+# the constants and pure builders they and the tests use are in support.py.
+pytest_plugins = ["fixtures.predict", "fixtures.landmarks", "fixtures.atlas", "fixtures.labeling", "fixtures.training"]
 
 # MSL-like classes: id 2 ("sun") has no labeled image, as "sun" (22) in MSL v1.
 MSL_CLASSES = ["apxs", "drill", "sun", "wheel"]
@@ -32,8 +34,6 @@ MSL_ENTRIES = [
     ("test", 565, "MH", 0), ("test", 700, "ML", 3), ("test", 1060, "MR", 1),
 ]
 MSL_UNLABELED = ["0042ML0000000000100000E01_DRCL.JPG"]  # in calibrated/, in no split file
-
-HIRISE_CLASSES = ["other", "crater", "dark dune", "slope streak", "bright dune", "impact ejecta", "edge"]
 
 
 def msl_name(sol: int, instrument: str, seq: int = 0) -> str:

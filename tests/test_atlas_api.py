@@ -10,20 +10,19 @@ import sqlite3
 from collections import Counter
 
 import pytest
-from atlas_app import atlas_app
-from atlas_catalog import HIRISE_MODEL, HOSTILE, MSL_MODEL, N_MSL, SCENES, make_atlas_catalog
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ATLAS_HOSTILE, ATLAS_SCENES, HIRISE_MODEL, MSL_MODEL, N_MSL
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
+def catalog(tmp_path_factory, make_atlas_catalog):
     return make_atlas_catalog(tmp_path_factory.mktemp("atlas"))
 
 
 @pytest.fixture(scope="module")
-def client(catalog, tmp_path_factory):
+def client(catalog, tmp_path_factory, atlas_app):
     with TestClient(atlas_app(catalog, tmp_path_factory.mktemp("cache")), raise_server_exceptions=False) as c:
         yield c
 
@@ -46,7 +45,7 @@ def test_catalog_summary_lists_models_classes_and_kinds(client):
     body = client.get("/api/catalog").json()
     models = {m["model_id"]: m for m in body["models"]}
     assert models[MSL_MODEL]["images"] == N_MSL and models[MSL_MODEL]["scenes"] == 0
-    assert models[HIRISE_MODEL]["scenes"] == len(SCENES) and models[HIRISE_MODEL]["images"] == 12
+    assert models[HIRISE_MODEL]["scenes"] == len(ATLAS_SCENES) and models[HIRISE_MODEL]["images"] == 12
     assert body["count_confidence"] == 0.9 and body["max_counts"]["crater"] == 3
 
 
@@ -58,7 +57,7 @@ def test_catalog_summary_lists_models_classes_and_kinds(client):
     ("instrument=MH&abstained=true", "instrument = 'MH'"),
     ("sol_min=40&sol_max=260&min_confidence=0.7", "abstained = 0 AND sol BETWEEN 40 AND 260 AND confidence >= 0.7"),
     ("sol_min=50&sol_max=99", "abstained = 0 AND sol BETWEEN 50 AND 99"),  # exactly one histogram bin
-    (f"model={HIRISE_MODEL}&source_image={SCENES[0]}", f"abstained = 0 AND source_image = '{SCENES[0]}'"),
+    (f"model={HIRISE_MODEL}&source_image={ATLAS_SCENES[0]}", f"abstained = 0 AND source_image = '{ATLAS_SCENES[0]}'"),
     # any threshold is exact: off the slider's 0.05 steps, and off the count tables' grid
     ("min_confidence=0.93", "abstained = 0 AND confidence >= 0.93"),
     ("min_confidence=0.905&sol_min=20&sol_max=333&instrument=MR", "abstained = 0 AND confidence >= 0.905 "
@@ -100,7 +99,7 @@ def test_free_text_names_classes_through_synonyms_and_searches_file_names(client
     assert [r["file_name"] for r in body["results"]] == ["0036MR0000000000000004E01_DRCL.JPG"]
     scenes = client.get("/api/search?kind=scenes&q=craters").json()
     assert scenes["text"]["classes"] == ["crater"]
-    assert [r["source_image"] for r in scenes["results"]] == SCENES[:2]
+    assert [r["source_image"] for r in scenes["results"]] == ATLAS_SCENES[:2]
     assert client.get("/api/search?q=site3").json()["total"] > 0  # stored metadata
 
 
@@ -112,10 +111,10 @@ def test_typos_get_the_closest_class_names(client):
 def test_scenes_filter_by_minimum_landmarks_of_each_class(client):
     def sources(query):
         return [r["source_image"] for r in client.get(f"/api/search?kind=scenes&{query}").json()["results"]]
-    assert sources("min_count=crater:3") == [SCENES[0]]
-    assert sources("min_count=crater:1&min_count=dark+dune:2") == [SCENES[1]]
-    assert sources("class=other") == [SCENES[2]]
-    assert sources("") == SCENES
+    assert sources("min_count=crater:3") == [ATLAS_SCENES[0]]
+    assert sources("min_count=crater:1&min_count=dark+dune:2") == [ATLAS_SCENES[1]]
+    assert sources("class=other") == [ATLAS_SCENES[2]]
+    assert sources("") == ATLAS_SCENES
     first = client.get("/api/search?kind=scenes&min_count=crater:1").json()["results"][0]
     assert first["counts"] == {"crater": 3}  # the dark dune at 0.8 is below the count confidence
     facets = client.get("/api/facets?kind=scenes&min_count=crater:1").json()
@@ -123,7 +122,7 @@ def test_scenes_filter_by_minimum_landmarks_of_each_class(client):
 
 
 def test_detail_routes_give_the_row_its_posteriors_and_landmarks(client, catalog):
-    image_id = sql(catalog, "SELECT id FROM predictions WHERE source_image = ? LIMIT 1", (SCENES[0],))[0][0]
+    image_id = sql(catalog, "SELECT id FROM predictions WHERE source_image = ? LIMIT 1", (ATLAS_SCENES[0],))[0][0]
     image = client.get(f"/api/images/{image_id}").json()
     assert image["top_k"][0]["class"] == image["predicted_class"] and image["scene"] == "/scenes/1"
     scene = client.get("/api/scenes/1").json()
@@ -152,7 +151,7 @@ def test_export_streams_the_whole_result_set_as_csv(client, catalog):
     assert len(rows) == sql(catalog, "SELECT count(*) FROM predictions WHERE predicted_class = 'wheel'")[0][0]
     assert {r["predicted_class"] for r in rows} == {"wheel"} and "path" in rows[0]
     scenes = list(csv.DictReader(io.StringIO(client.get("/api/export.csv?kind=scenes").text)))
-    assert [r["source_image"] for r in scenes] == SCENES
+    assert [r["source_image"] for r in scenes] == ATLAS_SCENES
 
 
 def test_pages_and_openapi_are_served(client):
@@ -163,9 +162,9 @@ def test_pages_and_openapi_are_served(client):
             "/api/export.csv"} <= set(paths)
 
 
-def test_hostile_names_come_back_as_data_and_pages_escape(client, catalog, tmp_path):
-    body = client.get("/api/search", params={"class": HOSTILE, "abstained": "true"}).json()
-    assert body["total"] > 0 and {r["predicted_class"] for r in body["results"]} == {HOSTILE}
+def test_hostile_names_come_back_as_data_and_pages_escape(client, catalog, tmp_path, atlas_app):
+    body = client.get("/api/search", params={"class": ATLAS_HOSTILE, "abstained": "true"}).json()
+    assert body["total"] > 0 and {r["predicted_class"] for r in body["results"]} == {ATLAS_HOSTILE}
     named = tmp_path / "<img src=x onerror=alert(1)>.sqlite"
     named.write_bytes(catalog.read_bytes())
     with TestClient(atlas_app(named, tmp_path / "cache")) as other:
@@ -181,7 +180,7 @@ def _point_row_at(catalog, image_id: int, path: str) -> None:
     conn.close()
 
 
-def test_files_outside_the_catalogs_folders_are_refused(tmp_path):
+def test_files_outside_the_catalogs_folders_are_refused(tmp_path, make_atlas_catalog, atlas_app):
     catalog = make_atlas_catalog(tmp_path)
     secret = tmp_path / "secret.jpg"
     secret.write_bytes((tmp_path / "images" / "msl").glob("*.JPG").__next__().read_bytes())
@@ -208,14 +207,15 @@ def test_files_outside_the_catalogs_folders_are_refused(tmp_path):
         assert client.get("/files/images/6/thumbnail").status_code == 404
 
 
-FACET_VALUES = st.sampled_from(["wheel", "crater", "apxs", "drill holes", HOSTILE, "", "x" * 300, "ä'\"%_*", "\x00"])
+FACET_VALUES = st.sampled_from(["wheel", "crater", "apxs", "drill holes", ATLAS_HOSTILE, "", "x" * 300, "ä'\"%_*",
+                                "\x00"])
 QUERIES = st.fixed_dictionaries({}, optional={
     "kind": st.sampled_from(["images", "scenes", "other"]),
     "class": st.lists(FACET_VALUES, max_size=3),
     "model": st.lists(st.sampled_from([MSL_MODEL, HIRISE_MODEL, "nope"]), max_size=2),
     "instrument": st.lists(st.sampled_from(["ML", "MH", "ZZ", ""]), max_size=2),
     "sol_min": st.integers(-5, 3000), "sol_max": st.integers(-5, 3000),
-    "source_image": st.sampled_from(SCENES + ["", "ESP_*"]),
+    "source_image": st.sampled_from(ATLAS_SCENES + ["", "ESP_*"]),
     "min_confidence": st.floats(-0.5, 1.5) | st.just(float("nan")),
     "abstained": st.sampled_from(["true", "false", "maybe"]),
     "min_count": st.lists(st.sampled_from(["crater:1", "crater:x", ":3", "dark dune:2", "a:b:3"]), max_size=2),
@@ -233,7 +233,7 @@ def test_no_filter_combination_is_a_server_error(client, query, route):
     assert response.status_code in (200, 422), (route, query, response.text[:500])
 
 
-def test_a_file_whose_name_is_not_utf8_is_served_by_its_stored_name(tmp_path):
+def test_a_file_whose_name_is_not_utf8_is_served_by_its_stored_name(tmp_path, make_atlas_catalog, atlas_app):
     catalog = make_atlas_catalog(tmp_path)
     good = next((tmp_path / "images" / "msl").glob("*.JPG"))
     odd = os.fsencode(good.parent) + b"/caf\xff.JPG"

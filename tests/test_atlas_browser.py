@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from atlas_app import atlas_app
-from atlas_catalog import HOSTILE, SCENES, make_atlas_catalog
+from support import ATLAS_HOSTILE, ATLAS_SCENES
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def base(tmp_path, live_server):
+def base(tmp_path, live_server, atlas_app, make_atlas_catalog):
     return live_server(atlas_app(make_atlas_catalog(tmp_path), tmp_path / "cache"))
 
 
@@ -48,7 +47,7 @@ def test_a_class_facet_filters_and_updates_the_other_counts(page, base):
     cards = page.locator("#results .card .class").all_inner_texts()
     assert cards and all(c.startswith("wheel") for c in cards)
     # the hostile class name is shown as text, and nothing ran
-    assert page.locator(f'#facet-class label[data-value="{HOSTILE}"] .name').inner_text() == HOSTILE
+    assert page.locator(f'#facet-class label[data-value="{ATLAS_HOSTILE}"] .name').inner_text() == ATLAS_HOSTILE
     assert not dialogs
 
     summary = page.locator("#summary").inner_text()
@@ -88,11 +87,11 @@ def test_free_text_with_a_typo_offers_the_class_and_finds_it(page, base):
 def test_scenes_min_count_slider_and_the_boxes_on_a_scene_page(page, base):
     page.goto(base + "/?kind=scenes")
     page.wait_for_selector('.min-count-slider[data-class="crater"]')
-    assert page.locator("#results .card").count() == len(SCENES)
+    assert page.locator("#results .card").count() == len(ATLAS_SCENES)
     summary = page.locator("#summary").inner_text()
     _slide(page, '.min-count-slider[data-class="crater"]', 3)
     _settled(page, summary)
-    assert page.locator("#results .card .class").all_inner_texts() == [SCENES[0]]
+    assert page.locator("#results .card .class").all_inner_texts() == [ATLAS_SCENES[0]]
 
     page.locator("#results .card").first.click()
     page.wait_for_selector("#boxes rect")

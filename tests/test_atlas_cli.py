@@ -13,8 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from atlas_app import atlas_config
-from atlas_catalog import make_atlas_catalog
 
 from deepmars.catalog.schema import LANDMARK_SCHEMA, SCHEMA
 from deepmars.web.atlas import cli
@@ -23,10 +21,16 @@ from deepmars.web.server import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(capsys, **overrides) -> tuple[int, str]:
-    code = cli.main(atlas_config(**overrides))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+@pytest.fixture
+def run(atlas_config):
+    """``run(capsys, **overrides) -> (exit code, output)``: atlas.py's main with conf/atlas and overrides."""
+
+    def run_atlas_py(capsys, **overrides) -> tuple[int, str]:
+        code = cli.main(atlas_config(**overrides))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run_atlas_py
 
 
 def _v2_catalog(path: Path) -> None:
@@ -37,7 +41,7 @@ def _v2_catalog(path: Path) -> None:
     conn.close()
 
 
-def test_missing_foreign_and_newer_catalogs_exit_4_with_the_reason(tmp_path, capsys):
+def test_missing_foreign_and_newer_catalogs_exit_4_with_the_reason(tmp_path, capsys, run):
     code, out = run(capsys, catalog=str(tmp_path / "none.sqlite"))
     assert code == 4 and "no such catalog" in out and "Traceback" not in out
     foreign = tmp_path / "foreign.sqlite"
@@ -59,7 +63,7 @@ def test_missing_foreign_and_newer_catalogs_exit_4_with_the_reason(tmp_path, cap
     assert code == 4 and "newer deepmars" in out
 
 
-def test_an_older_catalog_is_refused_with_the_upgrade_command_which_then_works(tmp_path, capsys):
+def test_an_older_catalog_is_refused_with_the_upgrade_command_which_then_works(tmp_path, capsys, run):
     old = tmp_path / "old.sqlite"
     _v2_catalog(old)
     before = old.read_bytes()
@@ -73,7 +77,7 @@ def test_an_older_catalog_is_refused_with_the_upgrade_command_which_then_works(t
     check_catalog(old, 1.0, "")  # now servable
 
 
-def test_a_locked_catalog_exits_4(tmp_path, capsys):
+def test_a_locked_catalog_exits_4(tmp_path, capsys, make_atlas_catalog, run):
     catalog = make_atlas_catalog(tmp_path)
     holder = sqlite3.connect(catalog, isolation_level=None)
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")  # a writer that keeps other connections out entirely
@@ -86,7 +90,7 @@ def test_a_locked_catalog_exits_4(tmp_path, capsys):
     assert code == 4 and "locked" in out and "Traceback" not in out
 
 
-def test_bad_keys_exit_2_naming_the_key(tmp_path, capsys):
+def test_bad_keys_exit_2_naming_the_key(tmp_path, capsys, make_atlas_catalog, run):
     catalog = make_atlas_catalog(tmp_path)
     for key, value, said in [("port", 0, "port"), ("page_size", "many", "page_size"), ("command", "drop", "command"),
                              ("image_roots", [str(tmp_path / "nope")], "image_roots"), ("demo", "maybe", "demo"),
@@ -95,7 +99,7 @@ def test_bad_keys_exit_2_naming_the_key(tmp_path, capsys):
         assert code == 2 and said in out, (key, out)
 
 
-def test_a_port_in_use_exits_4(tmp_path, capsys):
+def test_a_port_in_use_exits_4(tmp_path, capsys, make_atlas_catalog, run):
     catalog = make_atlas_catalog(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -105,7 +109,7 @@ def test_a_port_in_use_exits_4(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_atlas_py_serves_on_127_0_0_1_and_prints_the_address(tmp_path):
+def test_atlas_py_serves_on_127_0_0_1_and_prints_the_address(tmp_path, make_atlas_catalog):
     catalog = make_atlas_catalog(tmp_path)
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -130,8 +134,8 @@ def test_atlas_py_serves_on_127_0_0_1_and_prints_the_address(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_builds_a_catalog_of_the_sample_once_and_serves_it(tmp_path, capsys, monkeypatch):
-    from test_landmarks_classify import tiny_hirise_bundle
+def test_demo_builds_a_catalog_of_the_sample_once_and_serves_it(tmp_path, capsys, monkeypatch, tiny_hirise_bundle,
+                                                                atlas_config, run):
 
     import shutil
 

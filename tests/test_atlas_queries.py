@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from atlas_catalog import HIRISE_MODEL, MSL_MODEL, make_atlas_catalog
+from support import HIRISE_MODEL, MSL_MODEL
 
 from deepmars.web.atlas import images, scenes
 from deepmars.web.atlas.filters import Cursor, Filters
@@ -17,7 +17,7 @@ NO_TEXT = ParsedText((), (), ())
 
 
 @pytest.fixture(scope="module")
-def conn(tmp_path_factory):
+def conn(tmp_path_factory, make_atlas_catalog):
     catalog = make_atlas_catalog(tmp_path_factory.mktemp("plans"))
     connection = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
     yield connection
@@ -89,7 +89,7 @@ def test_a_threshold_off_the_grid_reads_the_rows_below_the_next_grid_value_from_
     assert_no_table_scan(lines)
 
 
-def test_the_sol_histogram_of_a_class_reads_one_range_with_an_archive_s_statistics(tmp_path):
+def test_the_sol_histogram_of_a_class_reads_one_range_with_an_archive_s_statistics(tmp_path, make_atlas_catalog):
     """With the statistics ANALYZE gives a 3.7 M-row catalog, the planner would rather skip-scan the
     primary key by class (a seek per sol bin: 50 ms) than read the 50-sol rows (1 ms)."""
     catalog = make_atlas_catalog(tmp_path)

@@ -6,8 +6,8 @@ import hashlib
 import sqlite3
 
 import pytest
-from test_landmarks_classify import A, B, classify, sql, write_scene
-from test_predict_fixtures import options, predict_config, table_rows, tiny_bundle, write_images
+from support import A, B
+from support import options
 
 from deepmars.catalog import TABLES, Catalog, CatalogLocked, connection
 from deepmars.catalog.schema import DERIVED_TABLES
@@ -36,7 +36,7 @@ def test_every_table_has_its_row_type_key_and_merge(tmp_path):
             assert spec.key in _key_constraints(cat, name), name
 
 
-def _landmark_catalog(tmp_path, name, *scenes):
+def _landmark_catalog(write_scene, classify, tmp_path, name, *scenes):
     folder = tmp_path / f"{name}-images"
     for scene in scenes:
         write_scene(folder, scene)
@@ -46,7 +46,7 @@ def _landmark_catalog(tmp_path, name, *scenes):
 
 
 @pytest.mark.slow
-def test_merge_carries_every_table_landmarks_included(tmp_path):
+def test_merge_carries_every_table_landmarks_included(tmp_path, write_scene, classify, predict_config, table_rows, sql):
     folder = tmp_path / "images"
     scenes = [write_scene(folder, A), write_scene(folder, B)]
     single, first, second = (tmp_path / f"{n}.sqlite" for n in ("single", "first", "second"))
@@ -66,8 +66,9 @@ def test_merge_carries_every_table_landmarks_included(tmp_path):
 
 
 @pytest.mark.slow
-def test_merge_keeps_the_newer_of_two_images_with_the_same_name_and_all_its_rows(tmp_path):
-    older = _landmark_catalog(tmp_path, "older", A, B)
+def test_merge_keeps_the_newer_of_two_images_with_the_same_name_and_all_its_rows(tmp_path, write_scene, classify,
+                                                                                 predict_config, sql, table_rows):
+    older = _landmark_catalog(write_scene, classify, tmp_path, "older", A, B)
     newer_folder = tmp_path / "newer-images"
     write_scene(newer_folder, A, discs=[(100, 100, 20, 200)])  # A redone later with one disc
     newer = tmp_path / "newer.sqlite"
@@ -108,7 +109,8 @@ def test_a_foreign_sqlite_file_is_refused_and_left_exactly_as_it_was(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_catalog_locked_by_another_process_is_a_message_and_exit_4(tmp_path, monkeypatch, capsys):
+def test_a_catalog_locked_by_another_process_is_a_message_and_exit_4(tmp_path, monkeypatch, capsys, tiny_bundle,
+                                                                     write_images, predict_config):
     images, model = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
     write_images(images, 3)
     catalog = tmp_path / "c.sqlite"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -13,14 +12,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support import QUEUE_CLASSES, item
 
 from deepmars.catalog import Catalog
 from deepmars.catalog.label_schema import LABEL_TABLES
-from deepmars.catalog.labels import ClassList, LabelStore, NewItem
+from deepmars.catalog.labels import ClassList, LabelStore
 from deepmars.errors import ConfigError, DataError
-from deepmars.labeling.order import from_probabilities
 
-CLASSES = ClassList(((0, "other"), (1, "crater"), (2, "dark dune")), "test")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,18 +33,8 @@ class Clock:
         self.t += timedelta(seconds=seconds)
 
 
-def item(i: int, probs=None) -> NewItem:
-    path = f"/images/img{i:03d}.jpg"
-    if probs is None:
-        return NewItem(path, f"img{i:03d}.jpg", "/images", i / 100)
-    u = from_probabilities(probs)
-    top = json.dumps([{"class": n, "p": p} for n, p in sorted(zip(CLASSES.names, probs), key=lambda x: -x[1])])
-    return NewItem(path, f"img{i:03d}.jpg", "/images", i / 100, "m1", CLASSES.names[probs.index(max(probs))],
-                   u.confidence, u.margin, u.entropy, top)
-
-
 def store(tmp_path, n=6, per_item=1, **kw) -> LabelStore:
-    s = LabelStore.open(tmp_path / "q.sqlite", CLASSES, per_item, **kw)
+    s = LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, per_item, **kw)
     s.add_items([item(i) for i in range(n)])
     return s
 
@@ -146,7 +134,7 @@ def test_agreeing_double_labels_are_decided_only_with_both(tmp_path):
     ("random", [0, 1, 2, 3]),  # by the random key
 ])
 def test_orders(tmp_path, order, expected):
-    s = LabelStore.open(tmp_path / "q.sqlite", CLASSES, 1)
+    s = LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 1)
     s.add_items([item(0, [0.9, 0.05, 0.05]), item(1, [0.4, 0.3, 0.3]), item(2, [0.45, 0.45, 0.1]), item(3)])
     got = []
     while (it := s.next_item("u", order)) is not None:
@@ -157,7 +145,7 @@ def test_orders(tmp_path, order, expected):
 
 
 def test_new_posteriors_rerank_without_touching_labels(tmp_path):
-    with LabelStore.open(tmp_path / "q.sqlite", CLASSES, 1) as s:
+    with LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 1) as s:
         s.add_items([item(0, [0.9, 0.05, 0.05]), item(1, [0.4, 0.3, 0.3])])
         s.label(1, "u", 2)
         assert s.add_items([item(0, [0.34, 0.33, 0.33]), item(1, [0.9, 0.05, 0.05]), item(2)]) == (1, 2)
@@ -183,9 +171,9 @@ def test_a_changed_class_list_is_refused_with_both_lists(tmp_path):
     msg = str(exc.value)
     assert "2 dark dune" in msg and "2 bright dune" in msg and "other.csv" in msg
     with LabelStore.open(tmp_path / "q.sqlite") as s:  # unchanged
-        assert s.classes.entries == CLASSES.entries
+        assert s.classes.entries == QUEUE_CLASSES.entries
     with pytest.raises(ConfigError, match="labels_per_item"):
-        LabelStore.open(tmp_path / "q.sqlite", CLASSES, 2)
+        LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 2)
 
 
 def test_labels_of_unknown_classes_or_items_are_refused(tmp_path):
@@ -201,7 +189,7 @@ def test_a_catalog_or_foreign_file_is_not_taken_for_a_queue(tmp_path):
     Catalog.open(tmp_path / "catalog.sqlite").close()
     before = (tmp_path / "catalog.sqlite").read_bytes()
     with pytest.raises(DataError, match="not a deepmars label queue"):
-        LabelStore.open(tmp_path / "catalog.sqlite", CLASSES)
+        LabelStore.open(tmp_path / "catalog.sqlite", QUEUE_CLASSES)
     assert (tmp_path / "catalog.sqlite").read_bytes() == before
     with pytest.raises(DataError, match="needs its class list"):
         LabelStore.open(tmp_path / "new.sqlite")
@@ -221,7 +209,7 @@ while True:
 
 
 def test_killing_the_labeler_loses_no_acknowledged_label(tmp_path):
-    s = LabelStore.open(tmp_path / "q.sqlite", CLASSES, 1)
+    s = LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 1)
     s.add_items([item(i) for i in range(5000)])
     s.close()
     proc = subprocess.Popen([sys.executable, "-c", _LABELER, str(tmp_path / "q.sqlite")], cwd=REPO,

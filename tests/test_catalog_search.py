@@ -8,8 +8,7 @@ import sqlite3
 from collections import Counter
 
 import pytest
-from test_landmarks_classify import A, B, classify, sql, write_scene
-from test_predict_fixtures import error_row, prediction_row, write_batch
+from support import A, B, error_row, prediction_row
 
 from deepmars.catalog import SCHEMA_VERSION, Catalog
 from deepmars.catalog.count_tables import CONFIDENCE_GRID, COUNT_COLUMNS, GRID_VALUES, SOL_LEVELS
@@ -80,7 +79,7 @@ def test_the_confidence_grid_is_the_decimals_it_names_and_its_columns_say_which(
         assert float(column.removeprefix("n_ge_").replace("_", ".")) == value  # the API's float of that decimal
 
 
-def test_a_grid_column_counts_exactly_the_rows_a_threshold_keeps(tmp_path):
+def test_a_grid_column_counts_exactly_the_rows_a_threshold_keeps(tmp_path, write_batch):
     # each grid value and the doubles either side of it: a column must agree with "confidence >= value"
     confidences = [c for v in GRID_VALUES for c in (math.nextafter(v, 0), v, math.nextafter(v, 2))]
     path = tmp_path / "c.sqlite"
@@ -92,7 +91,7 @@ def test_a_grid_column_counts_exactly_the_rows_a_threshold_keeps(tmp_path):
             assert stored == kept == sum(c >= value for c in confidences), value
 
 
-def test_counts_and_text_follow_inserts_reclassification_deletes_and_errors(tmp_path):
+def test_counts_and_text_follow_inserts_reclassification_deletes_and_errors(tmp_path, write_batch):
     path = tmp_path / "c.sqlite"
     with Catalog.open(path) as cat:
         write_batch(cat, _rows(60), [])
@@ -120,7 +119,8 @@ def test_counts_and_text_follow_inserts_reclassification_deletes_and_errors(tmp_
 
 
 @pytest.mark.slow
-def test_scene_tables_follow_landmark_writes_replacements_errors_and_new_thresholds(tmp_path):
+def test_scene_tables_follow_landmark_writes_replacements_errors_and_new_thresholds(tmp_path, write_scene, classify,
+                                                                                    sql):
     folder = tmp_path / "scenes"
     write_scene(folder, A)
     write_scene(folder, B)
@@ -173,7 +173,7 @@ def _catalog_at(path, version: int, rows) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", [2, 3])
-def test_an_older_catalog_migrates_to_what_a_new_catalog_holds(tmp_path, scenes, version):
+def test_an_older_catalog_migrates_to_what_a_new_catalog_holds(tmp_path, scenes, version, write_batch, classify, sql):
     rows = _rows(40)
     old, new = tmp_path / "old.sqlite", tmp_path / "new.sqlite"
     _catalog_at(old, version, rows)
@@ -195,7 +195,7 @@ def test_an_older_catalog_migrates_to_what_a_new_catalog_holds(tmp_path, scenes,
         assert_search_tables_agree(path)
 
 
-def test_a_schema_3_catalog_with_scenes_gains_their_count_tables_when_migrated(tmp_path, scenes):
+def test_a_schema_3_catalog_with_scenes_gains_their_count_tables_when_migrated(tmp_path, scenes, sql):
     path = tmp_path / "c.sqlite"
     _catalog_at(path, 3, _rows(5))
     with sqlite3.connect(path) as conn:  # landmark rows as schema 3 held them, no scene tables yet
@@ -211,7 +211,7 @@ def test_a_schema_3_catalog_with_scenes_gains_their_count_tables_when_migrated(t
 
 
 @pytest.fixture
-def scenes(tmp_path):
+def scenes(tmp_path, write_scene):
     folder = tmp_path / "scenes"
     write_scene(folder, A)
     write_scene(folder, B)
@@ -219,7 +219,7 @@ def scenes(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_tables_are_right_after_a_merge_with_overlapping_rows(tmp_path, scenes):
+def test_search_tables_are_right_after_a_merge_with_overlapping_rows(tmp_path, scenes, write_batch, classify, sql):
     first, second, merged = (tmp_path / f"{n}.sqlite" for n in ("first", "second", "merged"))
     with Catalog.open(first) as cat:
         write_batch(cat, _rows(30), [])

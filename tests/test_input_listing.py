@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_predict_fixtures import options, tiny_bundle, write_images
+from support import A, B, DISC_SCENES, options
 
 from deepmars.errors import ConfigError
 from deepmars.landmarks.batch import find_images
@@ -114,7 +114,8 @@ def refuse(monkeypatch, *folders: Path) -> None:
     monkeypatch.setattr(os, "listdir", listdir)
 
 
-def test_predict_reports_an_unreadable_folder_counts_it_and_exits_3(tmp_path, monkeypatch, capsys):
+def test_predict_reports_an_unreadable_folder_counts_it_and_exits_3(tmp_path, monkeypatch, capsys, write_images,
+                                                                    tiny_bundle):
     folder = tmp_path / "in"
     write_images(folder, 6)  # every third in sol0/ or sol3/
     model = tiny_bundle(tmp_path / "m.pt")
@@ -133,7 +134,7 @@ def test_predict_reports_an_unreadable_folder_counts_it_and_exits_3(tmp_path, mo
     assert f"folders that could not be read (1):\n  {folder / 'sol0'}: Permission denied" in out.getvalue()
 
 
-def test_predict_globs_report_an_unreadable_folder_too(tmp_path, monkeypatch, capsys):
+def test_predict_globs_report_an_unreadable_folder_too(tmp_path, monkeypatch, capsys, write_images):
     folder = tmp_path / "in"
     write_images(folder, 6)
     refuse(monkeypatch, folder / "sol3")
@@ -157,9 +158,8 @@ def test_landmarks_find_images_reports_unreadable_folders(tmp_path, monkeypatch,
         find_images(str(tmp_path / "b"), UnreadableFolders())
 
 
-def test_landmarks_detect_and_classify_report_an_unreadable_folder(tmp_path, monkeypatch):
-    from test_landmarks_classify import A, B, SCENES, config, known_bundle, sql, write_scene
-
+def test_landmarks_detect_and_classify_report_an_unreadable_folder(tmp_path, monkeypatch, write_scene,
+                                                                   landmark_config, known_bundle, sql):
     from deepmars.landmarks import cli
     from deepmars.landmarks.batch import run_from_config
 
@@ -167,15 +167,15 @@ def test_landmarks_detect_and_classify_report_an_unreadable_folder(tmp_path, mon
     write_scene(tmp_path / "b", B)
     refuse(monkeypatch, tmp_path / "b")
     listed = f"input=[{tmp_path / 'a'},{tmp_path / 'b'}]"
-    summary = run_from_config(config(listed, f"output_dir={tmp_path / 'out'}"))
-    assert (summary.images, summary.landmarks, summary.unreadable_folders) == (1, len(SCENES[A]), 1)
+    summary = run_from_config(landmark_config(listed, f"output_dir={tmp_path / 'out'}"))
+    assert (summary.images, summary.landmarks, summary.unreadable_folders) == (1, len(DISC_SCENES[A]), 1)
     assert "1 folders could not be read" in str(summary)
     rows = (tmp_path / "out" / "images.csv").read_text().splitlines()
     assert rows[1].startswith(f",{tmp_path / 'b'},error,0,") and "cannot read folder (Permission denied)" in rows[1]
-    assert cli.main(config(listed, f"output_dir={tmp_path / 'out2'}")) == 3  # as for a failed image
+    assert cli.main(landmark_config(listed, f"output_dir={tmp_path / 'out2'}")) == 3  # as for a failed image
 
     monkeypatch.setattr("deepmars.models.loading.load_bundle", lambda *a, **k: known_bundle())
     catalog = tmp_path / "c.sqlite"
-    assert cli.main(config("command=classify", listed, "model=unused", f"catalog={catalog}")) == 3
+    assert cli.main(landmark_config("command=classify", listed, "model=unused", f"catalog={catalog}")) == 3
     assert sql(catalog, "SELECT source_image FROM landmark_images") == [(A,)]
     assert sql(catalog, "SELECT exit_code, failed FROM runs") == [(3, 0)]  # recorded as the process exits

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from label_app import HOSTILE, events, label_app, make_queue
+from support import LABEL_HOSTILE
 
 from deepmars.catalog.labels import LabelStore, NewItem
 from deepmars.config import sample_root
 from deepmars.labeling.cli import main as label_main
 from deepmars.labeling.order import from_probabilities
-from test_labeling_cli import label_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +47,7 @@ def second_tab(browser_context):
 
 
 def test_two_users_at_once_get_disjoint_images_and_every_click_is_stored(tmp_path, live_server, page,
-                                                                         browser_context):
+                                                                         browser_context, make_queue, label_app, label_events):
     cfg, tokens = make_queue(tmp_path, n=8)
     base = live_server(label_app(cfg))
     other, errors = second_tab(browser_context)
@@ -68,7 +67,7 @@ def test_two_users_at_once_get_disjoint_images_and_every_click_is_stored(tmp_pat
             clicks.append((item, user, "label", class_id, False))
     ids = {user: {c[0] for c in clicks if c[1] == user} for user in ("alice", "bob")}
     assert len(ids["alice"]) == len(ids["bob"]) == 4 and not ids["alice"] & ids["bob"]
-    assert sorted(events(cfg)) == sorted(clicks)
+    assert sorted(label_events(cfg)) == sorted(clicks)
     assert page.get_attribute("body", "data-state") == "done" and other.get_attribute("body", "data-state") == "done"
     page.reload()
     page.wait_for_selector("body[data-state=done]")  # the tab keeps its sign-in
@@ -77,7 +76,7 @@ def test_two_users_at_once_get_disjoint_images_and_every_click_is_stored(tmp_pat
     assert not errors
 
 
-def test_later_undo_and_the_progress_on_the_page(tmp_path, live_server, page):
+def test_later_undo_and_the_progress_on_the_page(tmp_path, live_server, page, make_queue, label_app, label_events):
     cfg, tokens = make_queue(tmp_path, n=3)
     base = live_server(label_app(cfg))
     sign_in(page, base, tokens["alice"])
@@ -102,12 +101,13 @@ def test_later_undo_and_the_progress_on_the_page(tmp_path, live_server, page):
     assert shown(page) == first  # put off with Later: shown again at the end
     page.click("#later")
     page.wait_for_selector("body[data-state=ready]")
-    assert events(cfg) == [(first, "alice", "later", None, False), (second, "alice", "label", 1, True),
+    assert label_events(cfg) == [(first, "alice", "later", None, False), (second, "alice", "label", 1, True),
                            (second, "alice", "label", 2, False), (third, "alice", "label", 0, False),
                            (first, "alice", "later", None, False)]
 
 
-def test_the_suggestion_is_hidden_until_asked_for_and_names_are_text(tmp_path, live_server, page):
+def test_the_suggestion_is_hidden_until_asked_for_and_names_are_text(tmp_path, live_server, page, make_queue,
+                                                                     label_app):
     cfg, tokens = make_queue(tmp_path, n=1)
     with LabelStore.open(cfg["queue"]) as store:
         item = store.items()[0]
@@ -123,13 +123,14 @@ def test_the_suggestion_is_hidden_until_asked_for_and_names_are_text(tmp_path, l
     page.check("#show-suggestion")
     assert "crater" in page.inner_text("#suggestion") and "80.0%" in page.inner_text("#suggestion")
     assert page.inner_text("#classes button.suggested") .endswith("crater")
-    assert page.inner_text('#classes button[data-class="3"]').endswith(HOSTILE) and not dialogs
+    assert page.inner_text('#classes button[data-class="3"]').endswith(LABEL_HOSTILE) and not dialogs
     page.reload()
     page.wait_for_selector("body[data-state=ready]")
     assert page.is_checked("#show-suggestion")  # the user's choice is remembered
 
 
-def test_a_wrong_token_is_refused_and_an_undecodable_image_is_skipped(tmp_path, live_server, page):
+def test_a_wrong_token_is_refused_and_an_undecodable_image_is_skipped(tmp_path, live_server, page, make_queue,
+                                                                      label_app):
     cfg, tokens = make_queue(tmp_path, n=1, check_images=False)
     (tmp_path / "images" / "img00.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     base = live_server(label_app(cfg))
@@ -143,7 +144,7 @@ def test_a_wrong_token_is_refused_and_an_undecodable_image_is_skipped(tmp_path, 
     assert "Skipped img00.jpg" in page.inner_text("#status") and page.inner_text("#p-unlabelable") == "1"
 
 
-def test_labels_given_on_the_page_train_with_train_py(tmp_path, live_server, page):
+def test_labels_given_on_the_page_train_with_train_py(tmp_path, live_server, page, label_config, label_app):
     sample = Path(sample_root("hirise"))
     truth = dict(line.split() for line in (sample / "labels-map-proj.txt").read_text().splitlines())
     crops = sorted(truth)[::4]  # 36 crops of many source images, every class

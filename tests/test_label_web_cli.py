@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from label_app import events, make_queue
 
 from deepmars.web.server import free_port
 
@@ -47,7 +46,7 @@ def wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
-def test_killing_the_server_mid_labeling_loses_no_acknowledged_label(tmp_path):
+def test_killing_the_server_mid_labeling_loses_no_acknowledged_label(tmp_path, make_queue, label_events):
     cfg, tokens = make_queue(tmp_path, n=60)
     port = free_port()
     proc = label_py(f"queue={cfg['queue']}", f"users={cfg['users']}", f"port={port}", f"cache_dir={tmp_path}/c",
@@ -68,11 +67,11 @@ def test_killing_the_server_mid_labeling_loses_no_acknowledged_label(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert events(cfg) == acknowledged  # every answer the server confirmed, nothing else
+    assert label_events(cfg) == acknowledged  # every answer the server confirmed, nothing else
 
 
 @pytest.mark.slow
-def test_serving_needs_a_users_file_and_a_free_port(tmp_path):
+def test_serving_needs_a_users_file_and_a_free_port(tmp_path, make_queue):
     cfg, _ = make_queue(tmp_path, n=1)
     no_users = label_py(f"queue={cfg['queue']}", f"users={tmp_path}/nobody.txt", cwd=tmp_path)
     _, err = no_users.communicate(timeout=120)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import HIRISE_CLASSES, make_hirise, write_jpeg
@@ -24,19 +23,20 @@ from deepmars.labeling import cli
 from deepmars.labeling.users import add_user
 from deepmars.landmarks.outputs import update_labels_template
 from deepmars.prediction.runner import run_predict
-from test_predict_fixtures import CLASSES, bad_files, options, tiny_bundle, write_files, write_images
+from support import BUNDLE_CLASSES, bad_files, options
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def label_config(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "conf" / "label"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="label", overrides=list(overrides)), resolve=True)
+@pytest.fixture
+def run(label_config):
+    """``run(*args) -> exit code``: as ``python label.py *args`` (a first word that is a command is
+    command=<word>)."""
 
+    def run_label_py(*args: str) -> int:
+        return cli.main(label_config(*cli.positional_command(["label.py", *args])[1:]))
 
-def run(*args: str) -> int:
-    """As ``python label.py *args`` (a first word that is a command is command=<word>)."""
-    return cli.main(label_config(*cli.positional_command(["label.py", *args])[1:]))
+    return run_label_py
 
 
 def landmarks_output(folder: Path) -> Path:
@@ -58,7 +58,7 @@ def label_all(queue: Path, user: str, class_of) -> int:
     return n
 
 
-def test_landmarks_output_becomes_a_data_set_train_py_reads(tmp_path, capsys):
+def test_landmarks_output_becomes_a_data_set_train_py_reads(tmp_path, capsys, run):
     out = landmarks_output(tmp_path / "landmarks_out")
     queue = tmp_path / "q.sqlite"
     assert run("add", f"queue={queue}", f"images={out}", "classes=hirise") == EXIT_OK
@@ -78,14 +78,15 @@ def test_landmarks_output_becomes_a_data_set_train_py_reads(tmp_path, capsys):
     assert run("export", f"queue={queue}", "format=dataset", f"output={out}") == EXIT_USAGE  # not over it
 
 
-def test_a_catalog_ranks_its_images_and_its_failures_are_unlabelable(tmp_path, capsys):
+def test_a_catalog_ranks_its_images_and_its_failures_are_unlabelable(tmp_path, capsys, write_images, write_files,
+                                                                     tiny_bundle, run):
     images = tmp_path / "delivery"
     write_images(images, 6, nested=False)
     write_files(images, {"truncated.jpg": bad_files()["truncated.jpg"]})
     catalog = tmp_path / "catalog.sqlite"
     run_predict(options(images, tiny_bundle(tmp_path / "m.pt"), catalog, top_k=5), _bundle(tmp_path), progress=False)
     classes = tmp_path / "classes.csv"
-    classes.write_text("".join(f"{i},{n}\n" for i, n in enumerate(CLASSES + ["sun"])))
+    classes.write_text("".join(f"{i},{n}\n" for i, n in enumerate(BUNDLE_CLASSES + ["sun"])))
     queue = tmp_path / "q.sqlite"
     assert run("add", f"queue={queue}", f"images={catalog}", f"classes={classes}", "order=margin") == EXIT_OK
     assert "7 images added" in capsys.readouterr().out
@@ -94,7 +95,7 @@ def test_a_catalog_ranks_its_images_and_its_failures_are_unlabelable(tmp_path, c
         bad = [it for it in items if it.unlabelable]
         assert [Path(it.path).name for it in bad] == ["truncated.jpg"] and "truncated" in bad[0].unlabelable
         good = [it for it in items if not it.unlabelable]
-        assert all(it.suggestion in CLASSES and it.margin is not None for it in good)
+        assert all(it.suggestion in BUNDLE_CLASSES and it.margin is not None for it in good)
         first = s.next_item("alice", "margin")
         assert first.margin == min(it.margin for it in good)
     assert run("status", f"queue={queue}") == EXIT_OK
@@ -107,7 +108,7 @@ def _bundle(tmp_path):
     return load_bundle(str(tmp_path / "m.pt"))
 
 
-def test_a_folder_with_an_undecodable_image(tmp_path, capsys):
+def test_a_folder_with_an_undecodable_image(tmp_path, capsys, write_files, run):
     folder = tmp_path / "imgs"
     write_jpeg(folder / "a" / "one.jpg")
     write_jpeg(folder / "two.jpg")
@@ -121,7 +122,7 @@ def test_a_folder_with_an_undecodable_image(tmp_path, capsys):
     assert "0 images added, 3 already queued" in capsys.readouterr().out
 
 
-def test_a_changed_class_list_is_refused_and_nothing_changes(tmp_path, capsys):
+def test_a_changed_class_list_is_refused_and_nothing_changes(tmp_path, capsys, run):
     folder = tmp_path / "imgs"
     write_jpeg(folder / "one.jpg")
     queue = tmp_path / "q.sqlite"
@@ -138,7 +139,7 @@ def test_a_changed_class_list_is_refused_and_nothing_changes(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_disagreements_review_and_exports(tmp_path, capsys):
+def test_disagreements_review_and_exports(tmp_path, capsys, run):
     folder = tmp_path / "imgs"
     for i in range(3):
         write_jpeg(folder / f"img{i}.jpg", shade=i * 50)
@@ -166,7 +167,7 @@ def test_disagreements_review_and_exports(tmp_path, capsys):
     assert len(events) == 7 and events[-1]["user"] == "carol" and events[-1]["action"] == "review"
 
 
-def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, capsys):
+def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, capsys, run):
     folder = tmp_path / "imgs"
     write_jpeg(folder / "one.jpg")
     queue = tmp_path / "q.sqlite"
@@ -182,7 +183,7 @@ def test_an_export_outside_image_dir_and_bad_options_are_usage_errors(tmp_path, 
     assert run("add", f"queue={queue}", "order=hardest") == EXIT_USAGE
 
 
-def test_adduser_prints_a_token_that_the_users_file_accepts(tmp_path, capsys):
+def test_adduser_prints_a_token_that_the_users_file_accepts(tmp_path, capsys, run):
     users = tmp_path / "users.txt"
     assert run("adduser", "name=alice", f"users={users}") == EXIT_OK
     token = capsys.readouterr().out.strip().splitlines()[-1]
@@ -191,7 +192,7 @@ def test_adduser_prints_a_token_that_the_users_file_accepts(tmp_path, capsys):
     assert read_users(users).user_for(token) == "alice"
 
 
-def test_label_studio_round_trip_through_the_cli(tmp_path, capsys):
+def test_label_studio_round_trip_through_the_cli(tmp_path, capsys, run):
     folder = tmp_path / "imgs"
     for i in range(2):
         write_jpeg(folder / f"img{i}.jpg", shade=i * 90)
@@ -215,7 +216,7 @@ def test_label_studio_round_trip_through_the_cli(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_labels_given_in_the_queue_train_with_train_py(tmp_path):
+def test_labels_given_in_the_queue_train_with_train_py(tmp_path, run):
     """The embedded HiRISE crops as an unlabeled landmarks output, labeled with their true classes."""
     sample = Path(sample_root("hirise"))
     out = tmp_path / "landmarks_out"

@@ -10,11 +10,11 @@ import pytest
 from deepmars.catalog.labels import LabelStore, NewItem
 from deepmars.errors import DataError
 from deepmars.labeling.labelstudio import export_tasks, import_annotations
-from test_catalog_labels import CLASSES, item
+from support import QUEUE_CLASSES, item
 
 
 def queue(tmp_path) -> LabelStore:
-    s = LabelStore.open(tmp_path / "q.sqlite", CLASSES, 2)
+    s = LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 2)
     s.add_items([item(0, [0.2, 0.7, 0.1]), item(1), item(2, [0.6, 0.3, 0.1])])
     s.add_items([NewItem("/images/bad.jpg", "bad.jpg", "/images", 0.5, unlabelable="empty file (0 bytes)")])
     return s
@@ -50,7 +50,7 @@ def test_tasks_carry_the_image_the_item_and_the_model_s_suggestion(tmp_path):
             {"from_name": "class", "to_name": "image", "type": "choices", "value": {"choices": ["crater"]}}]}]
         assert "predictions" not in tasks[1]  # no model, no pre-annotation
         config = ET.fromstring((tmp_path / "tasks.label_config.xml").read_text())
-        assert [c.get("value") for c in config.iter("Choice")] == CLASSES.names
+        assert [c.get("value") for c in config.iter("Choice")] == QUEUE_CLASSES.names
         assert config.find("Choices").get("name") == "class" and config.find("Image").get("name") == "image"
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from deepmars.catalog.labels import LabelStore, NewItem
 from deepmars.labeling.order import from_probabilities, from_top_k, random_key, rank, scores
-from test_catalog_labels import CLASSES
+from support import QUEUE_CLASSES
 
 
 def top_k(probs, k):
@@ -49,7 +49,7 @@ def test_random_key_depends_on_seed_and_path_only():
 def test_rank_serves_images_in_the_store_s_order(tmp_path, order):
     probs = np.random.default_rng(1).dirichlet(np.ones(3) * 0.7, size=30)
     keys = np.array([random_key(3, f"/i{i}.jpg") for i in range(30)])
-    with LabelStore.open(tmp_path / "q.sqlite", CLASSES, 1) as s:
+    with LabelStore.open(tmp_path / "q.sqlite", QUEUE_CLASSES, 1) as s:
         s.add_items([NewItem(f"/i{i}.jpg", f"i{i}.jpg", "/", keys[i], "m", "other", *from_probabilities(p), "[]")
                      for i, p in enumerate(probs)])
         served = []

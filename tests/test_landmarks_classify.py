@@ -17,102 +17,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from PIL import Image
-from test_predict_fixtures import TINY, prediction_row, table_rows
-from torch import nn
+from support import A, B, BRIGHT, DARK, DISC_SCENES, LANDMARK_CLASSES, ROOT, prediction_row
 
 from deepmars.catalog import SCHEMA_VERSION, Catalog
 from deepmars.catalog import schema as catalog_module
 from deepmars.catalog.schema import SCHEMA
-from deepmars.config import ModelConfig
-from deepmars.data.transforms import Preprocess
 from deepmars.errors import ConfigError
 from deepmars.landmarks import cli
-from deepmars.landmarks.batch import find_images
-from deepmars.landmarks.classify import crop_input, overlay_dir, run_classify
+from deepmars.landmarks.classify import crop_input, overlay_dir
 from deepmars.landmarks.config import DetectSettings, LandmarkSettings, settings_from_config
-from deepmars.landmarks.options import ClassifyOptions, CountQueryOptions
+from deepmars.landmarks.options import CountQueryOptions
 from deepmars.landmarks.overlay import PALETTE
 from deepmars.landmarks.pipeline import process_image
 from deepmars.landmarks.query import IMAGES_SQL, run_query
-from deepmars.landmarks.synthetic import disc_scene
-from deepmars.models.bundle import ModelBundle
-from deepmars.models.factory import build_model
 from deepmars.prediction.options import QueryOptions
 from deepmars.prediction.queries import run_query as run_predict_query
-from deepmars.schema import load
 
-ROOT = Path(__file__).resolve().parents[1]
-CLASSES = ["other", "crater", "dark dune", "slope streak", "bright dune", "edge"]
-BRIGHT, DARK = 200, 40
-# Scene name -> discs (row, column, radius, grey): A holds 3 bright and 1 dark, B 1 bright and 2 dark.
-SCENES = {"ESP_000001_1000_RED": [(100, 100, 20, BRIGHT), (100, 400, 16, BRIGHT), (300, 250, 22, BRIGHT),
-                                  (400, 80, 18, DARK)],
-          "ESP_000002_1000_RED": [(120, 300, 20, BRIGHT), (350, 120, 18, DARK), (380, 400, 24, DARK)]}
-A, B = SCENES
 # The documented "images with at least 5 craters" query, with its numbers as parameters.
 README_SQL = ("SELECT source_image, n FROM landmark_counts WHERE class = ? AND count_confidence = ? AND n >= ? "
               "ORDER BY n DESC, source_image")
 
 
-class CentreBrightness(nn.Module):
-    """Posteriors known in advance: centre brighter than the crop -> crater 0.95, else dark dune 0.8."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("crater", torch.tensor([0.01, 0.95, 0.01, 0.01, 0.01, 0.01]))
-        self.register_buffer("dark", torch.tensor([0.04, 0.04, 0.8, 0.04, 0.04, 0.04]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grey = x[:, 0]
-        side = grey.shape[-1]
-        centre = grey[:, side * 3 // 8: side * 5 // 8, side * 3 // 8: side * 5 // 8].mean(dim=(1, 2))
-        bright = (centre > grey.mean(dim=(1, 2)))[:, None]
-        return torch.where(bright, self.crater, self.dark).log()  # softmax(log p) = p at temperature 1
-
-
-def known_bundle() -> ModelBundle:
-    return ModelBundle(model=CentreBrightness(), model_cfg={"source": "test", "name": "centre-brightness"},
-                       class_names=CLASSES, preprocess=Preprocess(img_size=64, resize=72), temperature=1.0,
-                       dataset={"name": "hirise"}, model_id="test:centre-brightness")
-
-
-def tiny_hirise_bundle(path: Path) -> Path:
-    """The tiny timm test network with the HiRISE classes, saved as a bundle file (untrained)."""
-    torch.manual_seed(0)
-    model, preprocess = build_model(load(ModelConfig, TINY), len(CLASSES), load_pretrained=False)
-    return ModelBundle(model=model, model_cfg=TINY, class_names=CLASSES, preprocess=preprocess,
-                       temperature=1.0, dataset={"name": "hirise"}).save(path)
-
-
-def write_scene(folder: Path, name: str, discs=None, suffix: str = ".browse.png", seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}{suffix}"
-    Image.fromarray(disc_scene(512, 512, SCENES[name] if discs is None else discs, seed=seed)).save(path)
-    return path
-
-
 @pytest.fixture
-def scenes(tmp_path: Path) -> Path:
+def scenes(tmp_path: Path, write_scene) -> Path:
     folder = tmp_path / "images"
-    for name in SCENES:
+    for name in DISC_SCENES:
         write_scene(folder, name)
     return folder
-
-
-def options(input_path: Path | str, catalog: Path, **kw) -> ClassifyOptions:
-    kw.setdefault("batch_size", 2)  # several batches per image
-    return ClassifyOptions(input=str(input_path), model="test", catalog=catalog, threads=1, **kw)
-
-
-def classify(input_path: Path | str, catalog: Path, bundle: ModelBundle | None = None,
-             settings: LandmarkSettings | None = None, **kw):
-    opts = options(input_path, catalog, **kw)
-    return run_classify(find_images(opts.input), settings or LandmarkSettings(), opts, bundle or known_bundle(),
-                        out=io.StringIO(), progress=False)
 
 
 def query(catalog: Path, **kw) -> list[str]:
@@ -121,25 +53,13 @@ def query(catalog: Path, **kw) -> list[str]:
     return out.getvalue().splitlines()
 
 
-def sql(catalog: Path, statement: str, params=()) -> list[tuple]:
-    with sqlite3.connect(catalog) as conn:
-        return conn.execute(statement, params).fetchall()
-
-
-def config(*overrides: str) -> dict:
-    """conf/landmarks/landmarks.yaml composed with overrides, as landmarks.py gets it."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf" / "landmarks"), version_base="1.3"):
-        cfg = compose(config_name="landmarks", overrides=["output_dir=unused", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-
-
 def colour_at(path: Path, x: int, y: int) -> tuple[int, int, int]:
     with Image.open(path) as img:
         return img.convert("RGB").getpixel((x, y))
 
 
 # ------------------------------------------------------------------------------------------ rows and counts
-def test_rows_are_the_detectors_landmarks_with_known_classes_and_counts(scenes, tmp_path):
+def test_rows_are_the_detectors_landmarks_with_known_classes_and_counts(scenes, tmp_path, classify, sql):
     catalog = tmp_path / "c.sqlite"
     summary = classify(scenes, catalog)
     assert (summary.images, summary.classified, summary.failed, summary.exit_code) == (2, 2, 0, 0)
@@ -163,17 +83,17 @@ def test_rows_are_the_detectors_landmarks_with_known_classes_and_counts(scenes, 
                              "GROUP BY 1, 2")
     assert {(s, c): n for s, c, n in counted if n} == {(s, c): n for s, c, n in from_rows} == {(A, "crater"): 3,
                                                                                                  (B, "crater"): 1}
-    assert len(counted) == 2 * len(CLASSES)
+    assert len(counted) == 2 * len(LANDMARK_CLASSES)
     assert sql(catalog, "SELECT source_image, landmarks, source_width, working_width, notes FROM landmark_images "
                         "ORDER BY 1") == [(A, 4, 512, 512, ""), (B, 3, 512, 512, "")]
 
 
 def _disc_grey(source: str, lm) -> int:
     """Grey level of the scene's disc whose centre lies in the landmark's box."""
-    return next(g for r, c, _, g in SCENES[source] if lm.x <= c < lm.x + lm.w and lm.y <= r < lm.y + lm.h)
+    return next(g for r, c, _, g in DISC_SCENES[source] if lm.x <= c < lm.x + lm.w and lm.y <= r < lm.y + lm.h)
 
 
-def test_images_with_at_least_n_of_a_class(scenes, tmp_path):
+def test_images_with_at_least_n_of_a_class(scenes, tmp_path, classify, sql):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
     lines = query(catalog, class_name="crater", min_count=3)
@@ -200,7 +120,7 @@ def test_images_with_at_least_n_of_a_class(scenes, tmp_path):
     assert csv_path.read_text().splitlines()[0] == "source_image,n,path" and len(csv_path.read_text().splitlines()) == 3
 
 
-def test_overlay_boxes_take_class_colours_and_sit_next_to_the_catalog(scenes, tmp_path):
+def test_overlay_boxes_take_class_colours_and_sit_next_to_the_catalog(scenes, tmp_path, classify, sql):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
     folder = overlay_dir(catalog, "test:centre-brightness")
@@ -213,13 +133,14 @@ def test_overlay_boxes_take_class_colours_and_sit_next_to_the_catalog(scenes, tm
     lms = process_image(scenes / f"{A}.browse.png", LandmarkSettings()).landmarks
     crater = next(lm for lm in lms if _disc_grey(A, lm) == BRIGHT)
     dark = next(lm for lm in lms if _disc_grey(A, lm) == DARK)
-    assert colour_at(png, crater.x, crater.y + crater.h // 2) == PALETTE[CLASSES.index("crater")]
+    assert colour_at(png, crater.x, crater.y + crater.h // 2) == PALETTE[LANDMARK_CLASSES.index("crater")]
     assert colour_at(png, dark.x, dark.y + dark.h // 2) == (255, 255, 255)  # dark dune at 0.8 < 0.9: white
 
 
 # ------------------------------------------------------------------------------------ incremental and crashes
 @pytest.mark.slow
-def test_rerun_skips_done_images_force_redoes_and_copies_are_not_counted_twice(scenes, tmp_path):
+def test_rerun_skips_done_images_force_redoes_and_copies_are_not_counted_twice(scenes, tmp_path, classify, table_rows,
+                                                                               sql):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
     before = {t: table_rows(catalog, t) for t in ("landmark_images", "landmarks", "landmark_counts")}
@@ -246,16 +167,16 @@ def test_rerun_skips_done_images_force_redoes_and_copies_are_not_counted_twice(s
 
 
 @pytest.mark.slow
-def test_changed_file_replaces_its_rows_and_a_name_clash_is_refused(scenes, tmp_path):
+def test_changed_file_replaces_its_rows_and_a_name_clash_is_refused(scenes, tmp_path, classify, write_scene, sql):
     catalog = tmp_path / "c.sqlite"
     classify(scenes, catalog)
-    write_scene(scenes, A, discs=SCENES[A][:1])  # the same path, new content: its rows are replaced
+    write_scene(scenes, A, discs=DISC_SCENES[A][:1])  # the same path, new content: its rows are replaced
     redone = classify(scenes, catalog)
     assert (redone.classified, redone.skipped) == (1, 1)
     assert sql(catalog, "SELECT n FROM landmark_counts WHERE source_image = ? AND class = 'crater'", (A,)) == [(1,)]
     assert sql(catalog, "SELECT count(*) FROM landmarks WHERE source_image = ?", (A,)) == [(1,)]
 
-    elsewhere = write_scene(tmp_path / "other", B, discs=SCENES[A])  # another file claiming B's name
+    elsewhere = write_scene(tmp_path / "other", B, discs=DISC_SCENES[A])  # another file claiming B's name
     clash = classify(elsewhere, catalog)
     assert clash.failed == 1 and "already classified by this model from" in clash.failures.listed[0][1]
     assert sql(catalog, "SELECT path FROM landmark_images WHERE source_image = ?", (B,)) == [
@@ -283,13 +204,14 @@ class _InterruptCounts:
 
 
 @pytest.mark.slow
-def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_path, monkeypatch):
+def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_path, monkeypatch, known_bundle,
+                                                                    landmark_config, sql, table_rows):
     (tmp_path / "bad.png").write_text("not an image")
     inputs = [str(scenes / f"{A}.browse.png"), str(tmp_path / "bad.png"), str(scenes / f"{B}.browse.png")]
     monkeypatch.setattr("deepmars.models.loading.load_bundle", lambda *a, **k: known_bundle())
     listed = f"input=[{','.join(inputs)}]"
     reference = tmp_path / "ref" / "c.sqlite"
-    assert cli.main(config("command=classify", listed, "model=unused", f"catalog={reference}")) == 3
+    assert cli.main(landmark_config("command=classify", listed, "model=unused", f"catalog={reference}")) == 3
 
     from deepmars.catalog import landmarks as store
 
@@ -301,7 +223,7 @@ def test_interrupted_run_then_rerun_gives_the_uninterrupted_catalog(scenes, tmp_
 
     monkeypatch.setattr(store.LandmarkStore, "__init__", interrupted)
     killed = tmp_path / "run" / "c.sqlite"
-    cfg = config("command=classify", listed, "model=unused", f"catalog={killed}")
+    cfg = landmark_config("command=classify", listed, "model=unused", f"catalog={killed}")
     assert cli.main(cfg) == 130  # Ctrl-C: exit 130, the first image and the error row committed
     assert sql(killed, "SELECT source_image FROM landmark_images") == [(A,)]
     assert sql(killed, "SELECT count(*) FROM landmarks WHERE source_image = ?", (B,)) == [(0,)]
@@ -328,7 +250,8 @@ class _StraySigterm(Exception):
     pass
 
 
-def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, monkeypatch):
+def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, monkeypatch, known_bundle,
+                                                             landmark_config, sql):
     monkeypatch.setattr("deepmars.models.loading.load_bundle", lambda *a, **k: known_bundle())
     from deepmars.catalog import landmarks as store
 
@@ -346,7 +269,7 @@ def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, m
     previous = signal.signal(signal.SIGTERM, stray)
     try:
         catalog = tmp_path / "c.sqlite"
-        assert cli.main(config("command=classify", f"input={scenes}", "model=unused", f"catalog={catalog}")) == 143
+        assert cli.main(landmark_config("command=classify", f"input={scenes}", "model=unused", f"catalog={catalog}")) == 143
         assert signal.getsignal(signal.SIGTERM) is stray  # the handler before the run is back
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -355,7 +278,7 @@ def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, m
     assert sql(catalog, "SELECT count(*) FROM runs WHERE finished_at IS NULL") == [(1,)]
 
 
-def test_bad_files_go_to_the_errors_table_and_the_batch_goes_on(scenes, tmp_path):
+def test_bad_files_go_to_the_errors_table_and_the_batch_goes_on(scenes, tmp_path, write_scene, classify, sql):
     (scenes / "notes.jpg").write_text("this is not an image")
     whole = (scenes / f"{A}.browse.png").read_bytes()
     (scenes / "cut.png").write_bytes(whole[: len(whole) // 3])
@@ -367,14 +290,14 @@ def test_bad_files_go_to_the_errors_table_and_the_batch_goes_on(scenes, tmp_path
     assert sql(catalog, "SELECT landmarks, notes LIKE '%no-data%' FROM landmark_images WHERE source_image = 'black'"
                ) == [(0, 1)]
     assert sql(catalog, "SELECT count(*), sum(n) FROM landmark_counts WHERE source_image = 'black'") == [
-        (len(CLASSES), 0)]
+        (len(LANDMARK_CLASSES), 0)]
     reasons = dict(sql(catalog, "SELECT path, reason FROM errors"))
     assert "not an image" in reasons[str(scenes / "notes.jpg")]
     assert "truncated" in reasons[str(scenes / "cut.png")]
     assert "already used by" in reasons[str(scenes / f"{B}.png")]
 
     (scenes / f"{B}.png").unlink()
-    write_scene(scenes, "cut", discs=SCENES[B], suffix=".png", seed=3)  # the broken file, now fixed
+    write_scene(scenes, "cut", discs=DISC_SCENES[B], suffix=".png", seed=3)  # the broken file, now fixed
     (scenes / "notes.jpg").write_bytes(whole)  # now a copy of A: done already, no longer an error
     fixed = classify(scenes, catalog)
     assert (fixed.classified, fixed.skipped, fixed.failed) == (1, 4, 0)
@@ -396,7 +319,7 @@ def _v1_catalog(path: Path) -> None:
         conn.execute("PRAGMA user_version=1")
 
 
-def test_a_schema_1_catalog_is_migrated_and_predict_still_reads_it(scenes, tmp_path):
+def test_a_schema_1_catalog_is_migrated_and_predict_still_reads_it(scenes, tmp_path, table_rows, classify, sql):
     catalog = tmp_path / "c.sqlite"
     _v1_catalog(catalog)
     before = table_rows(catalog, "predictions")
@@ -416,7 +339,7 @@ def test_a_schema_1_catalog_is_migrated_and_predict_still_reads_it(scenes, tmp_p
     assert sql(fresh, schema) == sql(catalog, schema)  # migrated == created new
 
 
-def test_a_failed_migration_leaves_the_schema_1_catalog_as_it_was(tmp_path, monkeypatch):
+def test_a_failed_migration_leaves_the_schema_1_catalog_as_it_was(tmp_path, monkeypatch, sql):
     catalog = tmp_path / "c.sqlite"
     _v1_catalog(catalog)
     monkeypatch.setitem(catalog_module.MIGRATIONS, 2, catalog_module.LANDMARK_SCHEMA + ";\nCREATE TABLE models (x)")
@@ -426,7 +349,8 @@ def test_a_failed_migration_leaves_the_schema_1_catalog_as_it_was(tmp_path, monk
     assert "landmarks" not in {r[0] for r in sql(catalog, "SELECT name FROM sqlite_master")}
 
 
-def test_crops_and_labels_template_feed_labeling_and_match_what_the_model_saw(scenes, tmp_path):
+def test_crops_and_labels_template_feed_labeling_and_match_what_the_model_saw(scenes, tmp_path, classify, sql,
+                                                                              known_bundle):
     catalog, crops = tmp_path / "c.sqlite", tmp_path / "crops"
     classify(scenes / f"{A}.browse.png", catalog, crops_dir=crops)
     files = [r[0] for r in sql(catalog, "SELECT crop_file FROM landmarks ORDER BY 1")]
@@ -445,15 +369,15 @@ def test_crops_and_labels_template_feed_labeling_and_match_what_the_model_saw(sc
 
 
 # --------------------------------------------------------------------------------------------- entry point
-def test_config_errors_name_the_key(tmp_path):
-    assert cli.main(config("command=classify", f"input={tmp_path}", "model=m.pt", "count_confidence=1.5")) == 2
-    assert cli.main(config("command=query", f"catalog={tmp_path / 'absent.sqlite'}")) == 4
-    assert cli.main(config("command=query", "csv=out.txt")) == 2
-    assert cli.main(config(f"input={tmp_path}", "model=m.pt")) == 2  # detect would silently not classify
+def test_config_errors_name_the_key(tmp_path, landmark_config):
+    assert cli.main(landmark_config("command=classify", f"input={tmp_path}", "model=m.pt", "count_confidence=1.5")) == 2
+    assert cli.main(landmark_config("command=query", f"catalog={tmp_path / 'absent.sqlite'}")) == 4
+    assert cli.main(landmark_config("command=query", "csv=out.txt")) == 2
+    assert cli.main(landmark_config(f"input={tmp_path}", "model=m.pt")) == 2  # detect would silently not classify
 
 
 @pytest.mark.slow
-def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path):
+def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path, tiny_hirise_bundle, sql, landmark_config):
     model = tiny_hirise_bundle(tmp_path / "model.pt")
     catalog = tmp_path / "out" / "catalog.sqlite"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -464,17 +388,17 @@ def test_landmarks_py_classify_and_query_with_a_bundle_file(scenes, tmp_path):
     assert "2 images: classified 2, skipped as already done 0, failed 0" in run.stdout
     assert sql(catalog, "SELECT count(*) FROM landmarks") == [(7,)]
     assert len(list((tmp_path / "out" / "catalog_overlays").glob("file-model-*/*.png"))) == 2
-    assert cli.main(config("command=query", "class=crater", "min_count=0", f"catalog={catalog}")) == 0
+    assert cli.main(landmark_config("command=query", "class=crater", "min_count=0", f"catalog={catalog}")) == 0
 
 
 @pytest.mark.slow
-def test_real_browse_image_with_an_untrained_bundle(tmp_path):
+def test_real_browse_image_with_an_untrained_bundle(tmp_path, landmark_config, tiny_hirise_bundle, sql):
     data = os.environ.get("DEEPMARS_DATA")
     image = Path(data or ".") / "hirise_browse" / "ESP_072719_1970_RED.browse.jpg"
     if not data or not image.is_file():
         pytest.skip("DEEPMARS_DATA with hirise_browse/ESP_072719_1970_RED.browse.jpg is needed")
     catalog = tmp_path / "catalog.sqlite"
-    cfg = config("command=classify", f"input={image}", f"model={tiny_hirise_bundle(tmp_path / 'm.pt')}",
+    cfg = landmark_config("command=classify", f"input={image}", f"model={tiny_hirise_bundle(tmp_path / 'm.pt')}",
                  f"catalog={catalog}")
     assert cli.main(cfg) == 0
     expected = len(process_image(image, settings_from_config(cfg)).landmarks)

@@ -14,33 +14,33 @@ from deepmars.errors import DataError
 from deepmars.evaluation.rerun import evaluate_model
 from deepmars.training.per_group import train_per_group
 from deepmars.training.run import train
-from test_training import CONF, ROOT, _TEMPLATE_DB, compose_cfg, overrides_for, runs  # noqa: F401
+from support import CONF, ROOT
 
 
 @pytest.mark.slow
-def test_per_instrument_models_are_trained_routed_and_compared(tmp_path):
+def test_per_instrument_models_are_trained_routed_and_compared(tmp_path, compose_cfg, mlflow_runs):
     train(compose_cfg(tmp_path / "single", "dataset=sample_msl", "split=sol"))
-    single = runs(tmp_path / "single")[0].info.run_id
+    single = mlflow_runs(tmp_path / "single")[0].info.run_id
     store = tmp_path / "single" / "mlruns"
     cfg = compose_cfg(tmp_path / "single", "dataset=sample_msl", "experiment=mslnet_inst",
                       f"trainer.checkpoint_dir={tmp_path}/inst/ckpt", f"per_group.compare_model={single}",
                       "trainer.max_iters=4")
     val_acc = train_per_group(cfg)
-    all_runs = runs(tmp_path / "single")
+    all_runs = mlflow_runs(tmp_path / "single")
     parent = next(r for r in all_runs if r.data.tags.get("deepmars.kind") == "per_group")
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["instrument=MH", "instrument=ML", "instrument=MR"]
     # each child trained on its own instrument only
     for child in children:
         inst = child.info.run_name.split("=")[1]
-        listed = mlflow.artifacts.download_artifacts(f"runs:/{child.info.run_id}/splits/train.txt", dst_path=str(tmp_path / child.info.run_id))
+        listed = mlflow.artifacts.download_artifacts(f"mlflow_runs:/{child.info.run_id}/splits/train.txt", dst_path=str(tmp_path / child.info.run_id))
         names = Path(listed).read_text().split()[::2]
         assert names and all(Path(n).name[4:6] == inst for n in names)
     m = parent.data.metrics
     assert parent.info.status == "FINISHED"
     assert m["val_acc"] == pytest.approx(val_acc)
     assert {"test_acc", "single_model_test_acc", "test_acc_instrument_mh"} <= set(m)
-    report = mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/evaluation/report.md", dst_path=str(tmp_path / "r"))
+    report = mlflow.artifacts.download_artifacts(f"mlflow_runs:/{parent.info.run_id}/evaluation/report.md", dst_path=str(tmp_path / "r"))
     text = Path(report).read_text()
     assert "single model" in text and "sample_msl-inst" in text
     assert store.exists()
@@ -52,9 +52,9 @@ def compose_evaluate(*overrides: str):
 
 
 @pytest.mark.slow
-def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path):
+def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path, compose_cfg, mlflow_runs):
     train(compose_cfg(tmp_path))
-    (source,) = runs(tmp_path)
+    (source,) = mlflow_runs(tmp_path)
     cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_hirise", "split=source_image",
                            "splits=[val,test]", f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
                            f"output_dir={tmp_path}/eval")
@@ -62,15 +62,15 @@ def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path
     assert metrics["temperature"] == pytest.approx(source.data.metrics["temperature"])
     assert metrics["test_acc"] == pytest.approx(source.data.metrics["test_acc"])
     assert metrics["val_acc"] == pytest.approx(source.data.metrics["val_acc"])
-    evaluation = next(r for r in runs(tmp_path) if r.data.tags.get("deepmars.kind") == "evaluation")
+    evaluation = next(r for r in mlflow_runs(tmp_path) if r.data.tags.get("deepmars.kind") == "evaluation")
     assert evaluation.data.tags["mlflow.parentRunId"] == source.info.run_id
     assert "Data set: **sample_hirise**" in (tmp_path / "eval" / "report.md").read_text()
 
 
 @pytest.mark.slow
-def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path):
+def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path, compose_cfg, mlflow_runs):
     train(compose_cfg(tmp_path))
-    (source,) = runs(tmp_path)
+    (source,) = mlflow_runs(tmp_path)
     cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_msl", "split=all",
                            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval")
     with pytest.raises(DataError) as err:
@@ -88,7 +88,7 @@ def evaluate_py(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_evaluate_cli_needs_a_model_and_names_usage_errors(tmp_path):
     done = evaluate_py(tmp_path, "dataset=sample_hirise", "split=all")
     assert done.returncode == 2
-    assert "model: got None, allowed: a bundle file (model.pt), runs:/<run_id>" in done.stderr
+    assert "model: got None, allowed: a bundle file (model.pt), mlflow_runs:/<run_id>" in done.stderr
     for args, named in [(["model=m.pt", "dataset=sample_hirse", "split=all"], "dataset/sample_hirse"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "batch_size=0"], "batch_size: got 0"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "no_such_key=1"], "no_such_key"),
@@ -117,12 +117,12 @@ def test_evaluate_cli_still_reads_model_uri_and_says_to_use_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_single_model_is_compared_through_its_own_preprocessing(tmp_path, monkeypatch):
+def test_the_single_model_is_compared_through_its_own_preprocessing(tmp_path, monkeypatch, compose_cfg, mlflow_runs):
     # A 224 px single model was once scored on the per-instrument models' 160 px images.
     import deepmars.training.per_group as per_group
 
     train(compose_cfg(tmp_path / "single", "dataset=sample_msl", "split=sol", "model.img_size=48", "model.resize=56"))
-    single = runs(tmp_path / "single")[0]
+    single = mlflow_runs(tmp_path / "single")[0]
     seen: list[tuple[int, int]] = []
     real = per_group.bundle_logits
 
@@ -137,5 +137,5 @@ def test_the_single_model_is_compared_through_its_own_preprocessing(tmp_path, mo
     train_per_group(cfg)
     assert {model for model, _ in seen} == {56, 72}
     assert all(model == decoded for model, decoded in seen)
-    parent = next(r for r in runs(tmp_path / "single") if r.data.tags.get("deepmars.kind") == "per_group")
+    parent = next(r for r in mlflow_runs(tmp_path / "single") if r.data.tags.get("deepmars.kind") == "per_group")
     assert parent.data.metrics["single_model_test_acc"] == pytest.approx(single.data.metrics["test_acc"])

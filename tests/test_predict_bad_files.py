@@ -6,7 +6,7 @@ import io
 import os
 
 import pytest
-from test_predict_fixtures import bad_files, convertible_files, options, tiny_bundle, write_files, write_images
+from support import bad_files, convertible_files, options
 
 from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
@@ -23,7 +23,7 @@ REASONS = {
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, write_images, write_files, tiny_bundle):
     root = tmp_path_factory.mktemp("bad")
     images = root / "batch"
     write_images(images, 6)
@@ -62,7 +62,7 @@ def test_unusual_modes_are_converted_and_classified(run, name):
     assert sizes[name] == (64, 48)  # original size recorded, not the network's input size
 
 
-def test_unreadable_file_has_no_hash(tmp_path):
+def test_unreadable_file_has_no_hash(tmp_path, write_images, tiny_bundle):
     write_images(tmp_path / "in", 1, nested=False)
     (tmp_path / "in" / "dangling.jpg").symlink_to(tmp_path / "moved_away.jpg")
     summary = run_predict(options(tmp_path / "in", "m", tmp_path / "c.sqlite"),

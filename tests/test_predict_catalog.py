@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from test_predict_fixtures import error_row as error
-from test_predict_fixtures import write_batch
-from test_predict_fixtures import prediction_row as prediction
+from support import error_row as error
+from support import prediction_row as prediction
 
 from deepmars.errors import DataError
 from deepmars.catalog import SCHEMA_VERSION, Catalog
@@ -43,7 +42,7 @@ def test_refuses_newer_schema_foreign_sqlite_and_missing_file(tmp_path):
         Catalog.open(tmp_path / "absent.sqlite", create=False)
 
 
-def test_a_path_is_a_prediction_or_an_error_never_both(tmp_path):
+def test_a_path_is_a_prediction_or_an_error_never_both(tmp_path, write_batch):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
         write_batch(cat, [prediction("/a"), prediction("/b")], [error("/c")])
         write_batch(cat, [prediction("/a", conf=0.5)], [error("/b")])  # /a replaced, /b now broken
@@ -55,7 +54,7 @@ def test_a_path_is_a_prediction_or_an_error_never_both(tmp_path):
     assert errors == [("/b",)]
 
 
-def test_a_failing_batch_leaves_nothing_behind(tmp_path):
+def test_a_failing_batch_leaves_nothing_behind(tmp_path, write_batch):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
         write_batch(cat, [prediction("/a")], [])
         broken = prediction("/c")._replace(classified_at=None)  # classified_at NOT NULL: fails mid-batch
@@ -67,7 +66,7 @@ def test_a_failing_batch_leaves_nothing_behind(tmp_path):
         assert len(cat.rows("predictions")) == 2
 
 
-def test_unchanged_paths_compare_size_and_mtime(tmp_path):
+def test_unchanged_paths_compare_size_and_mtime(tmp_path, write_batch):
     with Catalog.open(tmp_path / "c.sqlite") as cat:
         write_batch(cat, [prediction(f"/{i}") for i in range(2000)], [])
         stats = [(f"/{i}", 10, 1) for i in range(0, 2000, 2)] + [("/1", 11, 1), ("/3", 10, 2), ("/new", 10, 1)]

@@ -6,8 +6,7 @@ import csv
 
 import pyarrow.parquet as pq
 import pytest
-from test_predict_fixtures import (CLASSES, error_row, write_batch, predict_config, prediction_row, run_predict_py, tiny_bundle,
-                                   write_files, write_images)
+from support import BUNDLE_CLASSES, error_row, prediction_row
 
 from deepmars.catalog import Catalog, ModelInfo
 from deepmars.errors import ConfigError
@@ -26,11 +25,11 @@ def _no_repo_mlflow_store(tmp_path, monkeypatch):
 
 
 @pytest.fixture()
-def catalog(tmp_path):
+def catalog(tmp_path, write_batch):
     path = tmp_path / "catalog.sqlite"
     with Catalog.open(path) as cat:
         for model in ("runs:/b", "runs:/a"):  # runs:/a ran last
-            cat.register_model(ModelInfo(model, CLASSES, "msl", 1.0, {}, {}))
+            cat.register_model(ModelInfo(model, BUNDLE_CLASSES, "msl", 1.0, {}, {}))
             cat.start_run(model, "/m", None, {})
         write_batch(cat, [prediction_row(p, cls=c, conf=x, sol=s, instrument=i) for p, c, x, s, i in ROWS]
                         + [prediction_row("/m/a.JPG", model="runs:/b", cls="drill", conf=0.99, at="t0")],
@@ -38,13 +37,19 @@ def catalog(tmp_path):
     return path
 
 
-def run(capsys, *overrides: str) -> tuple[int, list[str], str]:
-    code = cli.main(predict_config(*overrides))
-    captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err
+@pytest.fixture
+def run(predict_config):
+    """``run(capsys, *overrides) -> (exit code, output lines, error text)``: predict.py's main."""
+
+    def run_predict_main(capsys, *overrides: str) -> tuple[int, list[str], str]:
+        code = cli.main(predict_config(*overrides))
+        captured = capsys.readouterr()
+        return code, captured.out.splitlines(), captured.err
+
+    return run_predict_main
 
 
-def test_query_lists_matches_best_first_and_counts_per_class(catalog, capsys):
+def test_query_lists_matches_best_first_and_counts_per_class(catalog, capsys, run):
     code, lines, _ = run(capsys, "command=query", "class=wheel", "min_confidence=0.9", f"catalog={catalog}")
     assert code == 0
     assert lines[0] == ("model runs:/a (latest run's of 2 models; model=... picks another)  "
@@ -55,7 +60,7 @@ def test_query_lists_matches_best_first_and_counts_per_class(catalog, capsys):
                          "  drill                    1", "  mahli cal target         1"]
 
 
-def test_query_filters_limit_and_model_choice(catalog, capsys):
+def test_query_filters_limit_and_model_choice(catalog, capsys, run):
     code, lines, err = run(capsys, "command=query", "min_confidence=0", "limit=2", "sol=[100,150]", "instrument=ML",
                            f"catalog={catalog}", "model=runs:/a")
     assert code == 0, err
@@ -74,7 +79,7 @@ def test_query_filters_limit_and_model_choice(catalog, capsys):
     (("table=predictionz",), 2, "table: got 'predictionz', allowed: one of predictions, errors, runs"),
     (("catalog=/nonexistent/x.sqlite",), 4, "no such catalog"),
 ])
-def test_query_errors_name_the_key(catalog, capsys, overrides, code, message):
+def test_query_errors_name_the_key(catalog, capsys, overrides, code, message, run):
     got, _, err = run(capsys, "command=query", f"catalog={catalog}", *overrides)
     assert got == code and message in err and "Traceback" not in err
 
@@ -89,13 +94,13 @@ def test_query_errors_name_the_key(catalog, capsys, overrides, code, message):
     (("input=x", "model=m.pt", "command=train"), "command: got 'train', allowed: one of predict, query, export, merge"),
     (("input=x", "model=m.pt", "+bogus=1"), "bogus: unknown key; allowed keys: batch_size, catalog, class, command, "),
 ])
-def test_config_errors_name_the_key_and_what_it_allows(overrides, message):
+def test_config_errors_name_the_key_and_what_it_allows(overrides, message, predict_config):
     with pytest.raises(ConfigError) as info:
         options.command_of(predict_config(*overrides))
     assert str(info.value).startswith(message), str(info.value)
 
 
-def test_export_csv_and_parquet_with_the_query_filters(catalog, tmp_path, capsys):
+def test_export_csv_and_parquet_with_the_query_filters(catalog, tmp_path, capsys, run):
     code, lines, err = run(capsys, "command=export", f"catalog={catalog}", "class=wheel", f"output={tmp_path}/w.csv",
                            "model=runs:/a")
     assert code == 0, err
@@ -113,7 +118,7 @@ def test_export_csv_and_parquet_with_the_query_filters(catalog, tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_predict_exit_codes(tmp_path, capsys):
+def test_predict_exit_codes(tmp_path, capsys, tiny_bundle, write_images, write_files, run):
     images, model = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
     write_images(images, 3)
     base = (f"input={images}", f"model={model}", f"catalog={tmp_path}/c.sqlite", "num_workers=0", "threads=1")
@@ -129,7 +134,7 @@ def test_predict_exit_codes(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_entry_point_positional_command_and_hydra_usage_errors(catalog, tmp_path):
+def test_entry_point_positional_command_and_hydra_usage_errors(catalog, tmp_path, run_predict_py):
     done = run_predict_py("query", "class=drill", "min_confidence=0.9", f"catalog={catalog}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "/m/d.JPG\tdrill\t0.9500" in done.stdout

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from test_predict_fixtures import (PREDICT_PY, ROOT, bad_files, options, table_rows, tiny_bundle, write_files,
-                                   write_images)
+from support import PREDICT_PY, ROOT, bad_files, options
 
 from deepmars.models.loading import load_bundle
 from deepmars.prediction.runner import run_predict
@@ -54,7 +53,8 @@ def _signal_after_first_batches(args: list[str], catalog, cwd, min_rows: int, si
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path, write_images, write_files, tiny_bundle,
+                                                                    table_rows):
     folder = tmp_path / "in"
     paths = write_images(folder, N_IMAGES, size=(320, 240))
     for i in (3, 150):  # identical content under other names: reused or inferred, same row either way
@@ -80,7 +80,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_catalog(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_with_exit_code_130(tmp_path):
+def test_ctrl_c_stops_cleanly_with_exit_code_130(tmp_path, write_images, tiny_bundle):
     write_images(tmp_path / "in", N_IMAGES, size=(320, 240))
     model = tiny_bundle(tmp_path / "m.pt")
     catalog = tmp_path / "c.sqlite"

@@ -7,7 +7,7 @@ import os
 import shutil
 
 import pytest
-from test_predict_fixtures import options, table_rows, tiny_bundle, write_images
+from support import options
 
 from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
@@ -15,7 +15,7 @@ from deepmars.prediction.runner import RunSummary, run_predict
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_bundle):
     root = tmp_path_factory.mktemp("models")
     return tiny_bundle(root / "a.pt", seed=0), tiny_bundle(root / "b.pt", seed=1)
 
@@ -29,7 +29,7 @@ def counts(s: RunSummary) -> tuple[int, int, int, int]:
     return s.classified, s.reused, s.skipped, s.failed
 
 
-def test_rerun_classifies_only_new_and_changed_files(tmp_path, models):
+def test_rerun_classifies_only_new_and_changed_files(tmp_path, models, write_images, table_rows):
     folder, catalog = tmp_path / "in", tmp_path / "c.sqlite"
     paths = write_images(folder, 12)
     assert counts(predict(folder, models[0], catalog)) == (12, 0, 0, 0)
@@ -50,7 +50,7 @@ def test_rerun_classifies_only_new_and_changed_files(tmp_path, models):
     assert changed not in before and changed[2] != [r for r in before if r[1] == str(paths[0])][0][2]
 
 
-def test_same_content_under_a_new_path_or_mtime_is_not_inferred_again(tmp_path, models):
+def test_same_content_under_a_new_path_or_mtime_is_not_inferred_again(tmp_path, models, write_images, table_rows):
     folder, catalog = tmp_path / "in", tmp_path / "c.sqlite"
     paths = write_images(folder, 6, nested=False)
     predict(folder, models[0], catalog)
@@ -68,7 +68,7 @@ def test_same_content_under_a_new_path_or_mtime_is_not_inferred_again(tmp_path, 
     assert str(paths[1]) in rows  # the old path's row stays: the catalog is not pruned
 
 
-def test_another_model_adds_its_own_rows_and_force_reclassifies(tmp_path, models):
+def test_another_model_adds_its_own_rows_and_force_reclassifies(tmp_path, models, write_images, table_rows):
     folder, catalog = tmp_path / "in", tmp_path / "c.sqlite"
     write_images(folder, 5)
     predict(folder, models[0], catalog)
@@ -82,7 +82,7 @@ def test_another_model_adds_its_own_rows_and_force_reclassifies(tmp_path, models
     assert table_rows(catalog, "predictions") == rows  # same content, same model: same rows
 
 
-def test_fixed_bad_file_moves_from_errors_to_predictions(tmp_path, models):
+def test_fixed_bad_file_moves_from_errors_to_predictions(tmp_path, models, write_images, table_rows):
     folder, catalog = tmp_path / "in", tmp_path / "c.sqlite"
     write_images(folder, 2, nested=False)
     broken = folder / "0300ML0000000999E01_DRCL.JPG"
@@ -96,7 +96,7 @@ def test_fixed_bad_file_moves_from_errors_to_predictions(tmp_path, models):
 
 
 @pytest.mark.slow
-def test_worker_processes_write_the_same_catalog_as_in_process_decoding(tmp_path, models):
+def test_worker_processes_write_the_same_catalog_as_in_process_decoding(tmp_path, models, write_images, table_rows):
     folder = tmp_path / "in"
     write_images(folder, 20)
     predict(folder, models[0], tmp_path / "inline.sqlite", num_workers=0)

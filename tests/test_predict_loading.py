@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from test_predict_fixtures import CLASSES, tiny_bundle
+from support import BUNDLE_CLASSES
 
 from deepmars.errors import WeightsError
 from deepmars.models.bundle import file_digest
@@ -14,7 +14,7 @@ from deepmars.models.loading import BUNDLE_ARTIFACT, load_bundle, resolve_source
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, tiny_bundle):
     """A temp SQLite MLflow store with one run logging bundle/model.pt (as training does), one
     without it, and a registered model 'tiny' (version 1, alias 'prod') from the first run."""
     root = tmp_path_factory.mktemp("mlflow")
@@ -41,7 +41,7 @@ def _same_weights(a, b) -> bool:
 @pytest.mark.slow
 def test_checkpoint_path(store):
     bundle = load_bundle(str(store["bundle"]))
-    assert bundle.class_names == CLASSES and bundle.temperature == 1.5
+    assert bundle.class_names == BUNDLE_CLASSES and bundle.temperature == 1.5
     assert bundle.model_id == f"file:{store['bundle'].resolve()}#{file_digest(store['bundle'])[:12]}"
     assert not bundle.model.training
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
-from test_predict_fixtures import ROOT, TINY, options
+from support import ROOT, TINY, options
 
 from deepmars.models.bundle import ModelBundle
 from deepmars.config import ModelConfig

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_predict_fixtures import (bad_files, error_row, write_batch, options, predict_config, prediction_row, table_rows, tiny_bundle,
-                                   write_files, write_images)
+from support import bad_files, error_row, options, prediction_row
 
 from deepmars.errors import ConfigError
 from deepmars.models.loading import load_bundle
@@ -18,7 +17,7 @@ from deepmars.prediction.runner import run_predict
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, write_images, write_files, tiny_bundle):
     root = tmp_path_factory.mktemp("shards")
     folder = root / "in"
     write_images(folder, 30)
@@ -42,7 +41,7 @@ def test_shards_split_the_work(runs):
     assert all(s.classified > 0 for s in shards)  # 30 paths over 3 shards: none empty
 
 
-def test_merge_of_shards_equals_a_single_run(runs):
+def test_merge_of_shards_equals_a_single_run(runs, table_rows):
     root, _, _ = runs
     merge_catalogs([root / f"catalog.shard-{i}-of-3.sqlite" for i in range(3)], root / "merged.sqlite")
     for table in ("predictions", "errors", "models"):
@@ -53,7 +52,7 @@ def test_merge_of_shards_equals_a_single_run(runs):
     assert table_rows(root / "merged.sqlite", "predictions") == table_rows(root / "single.sqlite", "predictions")
 
 
-def test_merge_keeps_the_later_state_of_a_path(tmp_path):
+def test_merge_keeps_the_later_state_of_a_path(tmp_path, write_batch):
     with Catalog.open(tmp_path / "old.sqlite") as old:
         write_batch(old, [prediction_row("/a"), prediction_row("/b")], [])
     with Catalog.open(tmp_path / "new.sqlite") as new:  # later: /a broke, /b was reclassified
@@ -65,7 +64,7 @@ def test_merge_keeps_the_later_state_of_a_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_shard_option_names_its_own_catalog_and_merge_takes_a_glob(tmp_path):
+def test_shard_option_names_its_own_catalog_and_merge_takes_a_glob(tmp_path, predict_config):
     opts = predict_options(predict_config("input=x", "model=m.pt", "shard=2/4", "catalog=out/cat.sqlite"))
     assert (opts.shard, str(opts.catalog)) == (Shard(2, 4), "out/cat.shard-2-of-4.sqlite")
     for i in range(2):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_predict_fixtures import PREDICT_PY, ROOT, options, table_rows, tiny_bundle, write_images
+from support import PREDICT_PY, ROOT, options
 
 from deepmars.cli import EXIT_TERMINATED
 from deepmars.models.loading import load_bundle
@@ -95,7 +95,7 @@ def end(proc: subprocess.Popen, workers: list[int]) -> str:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def batch(tmp_path_factory, write_images, tiny_bundle):
     """200 images and a tiny model, with the catalog of an uninterrupted run."""
     root = tmp_path_factory.mktemp("batch")
     write_images(root / "in", N_IMAGES, size=(320, 240))
@@ -111,7 +111,7 @@ def args(batch: Path, catalog: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_9_of_predict_alone_ends_its_decode_worker_and_a_rerun_completes_the_catalog(batch, tmp_path):
+def test_kill_9_of_predict_alone_ends_its_decode_worker_and_a_rerun_completes_the_catalog(batch, tmp_path, table_rows):
     catalog = tmp_path / "killed.sqlite"
     proc = start_predict(args(batch, catalog), tmp_path)
     workers = []

@@ -18,7 +18,7 @@ from deepmars.retraining.features import cached_features
 from deepmars.retraining.heads import fit_head, head_bundle
 from deepmars.retraining.plot import plot_results, summary
 from deepmars.retraining.simulation import TAG_LABEL_FILES, TAG_PARENT_MODEL, SimulationSettings, simulate
-from test_predict_fixtures import TINY, bad_files, write_files
+from support import TINY, bad_files
 
 
 def entries(n_train=24, n_val=20, n_test=12):
@@ -31,7 +31,7 @@ def entries(n_train=24, n_val=20, n_test=12):
 
 
 @pytest.mark.slow
-def test_features_are_cached_by_image_content_and_computed_once(tmp_path, monkeypatch):
+def test_features_are_cached_by_image_content_and_computed_once(tmp_path, monkeypatch, write_files):
     paths = {f"i{i}.jpg": write_jpeg(tmp_path / "img" / f"i{i}.jpg", shade=40 * i) for i in range(3)}
     write_files(tmp_path / "img", {"bad.jpg": bad_files()["truncated.jpg"]})
     paths["bad.jpg"] = tmp_path / "img" / "bad.jpg"

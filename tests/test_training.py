@@ -6,7 +6,6 @@ through MLflow: status, metrics, artifacts, the logged model, resume and failure
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -18,8 +17,8 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
+from support import ROOT
 
 import deepmars.config  # noqa: F401 - registers the sample resolver
 from deepmars.errors import ConfigError
@@ -27,60 +26,14 @@ from deepmars.models.bundle import ModelBundle
 from deepmars.training.checkpoint import LATEST, load_checkpoint
 from deepmars.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-
-_TEMPLATE_DB: list[Path] = []
-
-
-def _template_db(tmp_root: Path) -> Path:
-    """An MLflow SQLite store created once (its schema migrations take seconds), copied per test."""
-    if not _TEMPLATE_DB:
-        db = tmp_root / "template-mlflow.db"
-        MlflowClient(f"sqlite:///{db}").search_experiments()
-        _TEMPLATE_DB.append(db)
-    return _TEMPLATE_DB[0]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store(tmp_path_factory):
-    _template_db(tmp_path_factory.getbasetemp())
-
-
-def overrides_for(tmp_path: Path, *extra: str) -> list[str]:
-    db = tmp_path / "mlruns" / "mlflow.db"
-    if not db.exists() and _TEMPLATE_DB:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_TEMPLATE_DB[0], db)
-    return [
-        "model=tiny", "trainer.max_iters=6", "trainer.epochs=null", "trainer.batch_size=16",
-        "trainer.eval_every=3", "trainer.checkpoint_every=2", "trainer.threads=1", "trainer.progress=log",
-        f"trainer.checkpoint_dir={tmp_path}/ckpt",
-        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
-        f"tracking.artifact_location={tmp_path}/mlruns/artifacts",
-        "tracking.log_model=false", *extra,
-    ]
-
-
-def compose_cfg(tmp_path: Path, *extra: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides_for(tmp_path, *extra))
-
-
-def runs(tmp_path: Path) -> list:
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    return mlflow.search_runs(search_all_experiments=True, output_format="list")
-
-
 def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(tmp_path / "ckpt" / LATEST)["model"]
 
 
 @pytest.mark.slow
-def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
+def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path, compose_cfg, mlflow_runs):
     val_acc = train(compose_cfg(tmp_path, "tracking.log_model=true"))
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
     m = run.data.metrics
     assert m["best_val_acc"] == pytest.approx(val_acc)
@@ -111,7 +64,7 @@ def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path):
 
 
 @pytest.mark.slow
-def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+def test_same_seed_same_metrics_other_seed_differs(tmp_path, compose_cfg, mlflow_runs):
     a = train(compose_cfg(tmp_path / "a"))
     wa = final_weights(tmp_path / "a")
     train(compose_cfg(tmp_path / "b"))
@@ -120,24 +73,25 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     train(compose_cfg(tmp_path / "c", "seed=1"))
     wc = final_weights(tmp_path / "c")
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
-    assert a == pytest.approx(runs(tmp_path / "b")[0].data.metrics["best_val_acc"])
+    assert a == pytest.approx(mlflow_runs(tmp_path / "b")[0].data.metrics["best_val_acc"])
 
 
-def _train_cli(tmp_path: Path, *extra: str) -> subprocess.Popen:
+def _train_cli(overrides_for, tmp_path: Path, *extra: str) -> subprocess.Popen:
     args = [sys.executable, str(ROOT / "train.py"), *overrides_for(tmp_path, *extra),
             f"hydra.run.dir={tmp_path}/hydra"]
     return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path):
+def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path, compose_cfg, mlflow_runs,
+                                                                        overrides_for):
     long = ("trainer.max_iters=14", "trainer.checkpoint_every=2")
     train(compose_cfg(tmp_path / "whole", *long))
     reference = final_weights(tmp_path / "whole")
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    proc = _train_cli(killed, *long)
+    proc = _train_cli(overrides_for, killed, *long)
     deadline = time.time() + 600  # generous: a loaded CI machine starts python + torch slowly
     ckpt = killed / "ckpt" / LATEST
     while time.time() < deadline and proc.poll() is None:
@@ -149,7 +103,7 @@ def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path
     assert ckpt.exists(), f"the training subprocess wrote no checkpoint; its stderr:\n{stderr[-3000:]}"
     stopped_at = load_checkpoint(killed / "ckpt" / LATEST)["state"]["iteration"]
     assert 4 <= stopped_at < 14
-    (run,) = runs(killed)
+    (run,) = mlflow_runs(killed)
     assert run.info.status == "RUNNING"  # SIGKILL: nobody could end it
 
     train(compose_cfg(killed, "trainer.resume=auto", *long))
@@ -157,14 +111,14 @@ def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path
     assert resumed.keys() == reference.keys()
     for k in reference:
         assert torch.equal(resumed[k], reference[k]), k
-    (run,) = runs(killed)  # the same run, continued
+    (run,) = mlflow_runs(killed)  # the same run, continued
     assert run.info.status == "FINISHED"
     steps = {h.step for h in MlflowClient().get_metric_history(run.info.run_id, "train_loss")}
     assert steps == set(range(14))
 
 
 @pytest.mark.slow
-def test_resume_with_a_different_config_names_the_keys(tmp_path):
+def test_resume_with_a_different_config_names_the_keys(tmp_path, compose_cfg):
     train(compose_cfg(tmp_path))
     ckpt = tmp_path / "ckpt" / LATEST
     with pytest.raises(ConfigError) as err:
@@ -174,23 +128,23 @@ def test_resume_with_a_different_config_names_the_keys(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_by_run_id(tmp_path):
+def test_resume_by_run_id(tmp_path, compose_cfg, mlflow_runs):
     train(compose_cfg(tmp_path, "trainer.max_iters=4"))
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     before = final_weights(tmp_path)
     train(compose_cfg(tmp_path, "trainer.max_iters=4", f"trainer.resume={run.info.run_id}"))
-    assert len(runs(tmp_path)) == 1  # continued, not a new run
+    assert len(mlflow_runs(tmp_path)) == 1  # continued, not a new run
     after = final_weights(tmp_path)
     assert all(torch.equal(before[k], after[k]) for k in before)  # already at max_iters: nothing more
 
 
-def test_unknown_resume_value_is_a_clear_error(tmp_path):
+def test_unknown_resume_value_is_a_clear_error(tmp_path, compose_cfg):
     with pytest.raises(ConfigError, match="not a checkpoint file"):
         train(compose_cfg(tmp_path, "trainer.resume=nowhere.pt"))
 
 
 @pytest.mark.slow
-def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch):
+def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch, compose_cfg, mlflow_runs):
     from deepmars.training import loop as loop_mod
 
     def boom(self, *a, **k):
@@ -199,7 +153,7 @@ def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch)
     monkeypatch.setattr(loop_mod.Loop, "step", boom)
     with pytest.raises(RuntimeError):
         train(compose_cfg(tmp_path / "f"))
-    (run,) = runs(tmp_path / "f")
+    (run,) = mlflow_runs(tmp_path / "f")
     assert run.info.status == "FAILED"
     assert "boom" in run.data.tags["deepmars.error"]
 
@@ -209,11 +163,11 @@ def test_run_ends_failed_on_error_and_killed_on_interrupt(tmp_path, monkeypatch)
     monkeypatch.setattr(loop_mod.Loop, "step", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(compose_cfg(tmp_path / "k"))
-    (run,) = runs(tmp_path / "k")
+    (run,) = mlflow_runs(tmp_path / "k")
     assert run.info.status == "KILLED"
 
 
-def _sample_copy_with_corrupt_train_image(tmp_path: Path) -> tuple[Path, str]:
+def _sample_copy_with_corrupt_train_image(compose_cfg, tmp_path: Path) -> tuple[Path, str]:
     from deepmars.config import sample_root
     from deepmars.data.dataset import load_dataset
     from deepmars.splits import make_splits
@@ -228,12 +182,12 @@ def _sample_copy_with_corrupt_train_image(tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cache", ["memory", "none"])
-def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache):
-    root, victim = _sample_copy_with_corrupt_train_image(tmp_path)
+def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache, compose_cfg, mlflow_runs):
+    root, victim = _sample_copy_with_corrupt_train_image(compose_cfg, tmp_path)
     n_train = len((root / "labels-map-proj.txt").read_text().splitlines())  # upper bound, refined below
     train(compose_cfg(tmp_path, f"dataset.root={root}", f"trainer.cache={cache}", "trainer.max_iters=8",
                       "trainer.batch_size=64"))
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
     m = run.data.metrics
     client = MlflowClient()
@@ -249,7 +203,7 @@ def test_corrupt_image_is_skipped_counted_and_training_goes_on(tmp_path, cache):
 
 
 @pytest.mark.slow
-def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch, compose_cfg, mlflow_runs):
     import errno
 
     from deepmars.training import checkpoint as ck
@@ -270,27 +224,27 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
     assert ckpt["state"]["iteration"] == 6  # training went on and later checkpoints were written
     assert ckpt["state"]["failed_checkpoints"] == 1
     assert not list((tmp_path / "ckpt").glob(".*.tmp"))
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     assert run.data.metrics["failed_checkpoints"] == 1
 
 
 @pytest.mark.slow
-def test_lr_mult_pattern_matching_nothing_stops_before_training(tmp_path):
+def test_lr_mult_pattern_matching_nothing_stops_before_training(tmp_path, compose_cfg):
     with pytest.raises(ConfigError, match="no_such_layer"):
         train(compose_cfg(tmp_path, "+optim.lr_mult.no_such_layer=2"))
 
 
 @pytest.mark.slow
-def test_empty_split_is_an_error_before_training(tmp_path):
+def test_empty_split_is_an_error_before_training(tmp_path, compose_cfg, mlflow_runs):
     from deepmars.errors import DataError
 
     with pytest.raises(DataError, match="no images"):
         train(compose_cfg(tmp_path, "dataset=sample_msl", "split=sol", "split.sol_range.test=[5000,6000]"))
-    assert runs(tmp_path) == []  # training never started: no MLflow run to mistake for a real one
+    assert mlflow_runs(tmp_path) == []  # training never started: no MLflow run to mistake for a real one
     assert not (tmp_path / "ckpt").exists()  # nothing trained
 
 
-def test_bad_label_file_leaves_no_mlflow_run(tmp_path):
+def test_bad_label_file_leaves_no_mlflow_run(tmp_path, compose_cfg, mlflow_runs):
     from deepmars.config import sample_root
     from deepmars.errors import DataError
 
@@ -300,11 +254,12 @@ def test_bad_label_file_leaves_no_mlflow_run(tmp_path):
     labels.write_text(labels.read_text().replace(" 1\n", " x\n", 1))
     with pytest.raises(DataError, match=r"labels-map-proj.txt:\d+: class id 'x' is not an integer"):
         train(compose_cfg(tmp_path, f"dataset.root={root}"))
-    assert runs(tmp_path) == []
+    assert mlflow_runs(tmp_path) == []
 
 
 @pytest.mark.slow
-def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_others(tmp_path):
+def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_others(tmp_path, overrides_for,
+                                                                                     mlflow_runs):
     base = [a for a in overrides_for(tmp_path) if not a.startswith("trainer.checkpoint_dir")]
     args = [sys.executable, str(ROOT / "train.py"), "-m", *base, "trainer.max_iters=3",
             "trainer.checkpoint_dir=${hydra:runtime.output_dir}/ckpt",
@@ -312,7 +267,7 @@ def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_ot
             f"hydra.sweep.dir={tmp_path}/multirun"]
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0  # Hydra reports the failed job at the end of the sweep
-    all_runs = runs(tmp_path)
+    all_runs = mlflow_runs(tmp_path)
     parents = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "sweep"]
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId")]
     # The job whose data could not be read failed before training: Hydra records it (its log
@@ -326,12 +281,12 @@ def test_multirun_parent_holds_best_child_and_a_failing_job_does_not_lose_the_ot
     assert parents[0].data.metrics["best_val_acc"] == pytest.approx(best)
 
 
-def test_wise_ft_bundle_is_the_interpolation_chosen_on_val(tmp_path):
+def test_wise_ft_bundle_is_the_interpolation_chosen_on_val(tmp_path, compose_cfg, mlflow_runs):
     from deepmars.training.checkpoint import BEST
     from deepmars.training.wise_ft import START, interpolate
 
     train(compose_cfg(tmp_path, "trainer.wise_ft=true", "trainer.wise_ft_alphas=[0.0,0.5,1.0]"))
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     m = run.data.metrics
     alpha = m["wise_ft_alpha"]
     assert alpha in (0.0, 0.5, 1.0)
@@ -344,14 +299,14 @@ def test_wise_ft_bundle_is_the_interpolation_chosen_on_val(tmp_path):
 
 
 @pytest.mark.slow
-def test_cross_validation_sweep_parent_reports_each_fold_and_mean_sd(tmp_path):
+def test_cross_validation_sweep_parent_reports_each_fold_and_mean_sd(tmp_path, overrides_for, mlflow_runs):
     base = [a for a in overrides_for(tmp_path) if not a.startswith("trainer.checkpoint_dir")]
     args = [sys.executable, str(ROOT / "train.py"), "-m", *base, "trainer.max_iters=2", "hparams_search=folds",
             "split.folds=3", "split.fold=range(3)", "trainer.eval_splits=[val,test]",
             "trainer.checkpoint_dir=${hydra:runtime.output_dir}/ckpt", f"hydra.sweep.dir={tmp_path}/multirun"]
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    all_runs = runs(tmp_path)
+    all_runs = mlflow_runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "sweep"]
     children = sorted((r for r in all_runs if r.data.tags.get("mlflow.parentRunId")),
                       key=lambda r: int(r.data.params["split.fold"]))
@@ -377,7 +332,8 @@ def test_cross_validation_sweep_parent_reports_each_fold_and_mean_sd(tmp_path):
     assert len(set(tested)) == 64
 
 
-def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_report_says(tmp_path, monkeypatch):
+def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_report_says(tmp_path, monkeypatch,
+                                                                                       compose_cfg, mlflow_runs):
     from deepmars.data.cache import decode_samples
     from deepmars.config import ModelConfig
     from deepmars.models.factory import build_model
@@ -388,7 +344,7 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
     frozen = ("trainer.fine_tune=false", "trainer.head_init=linear_probe", "trainer.probe_c_choices=[0.1,1.0]",
               "model.tta=dihedral", f"trainer.feature_cache={tmp_path}/features", "trainer.eval_splits=[val,test]")
     best = train(compose_cfg(tmp_path / "a", *frozen))
-    (run,) = runs(tmp_path / "a")
+    (run,) = mlflow_runs(tmp_path / "a")
     m = run.data.metrics
     assert run.info.status == "FINISHED" and m["probe_c"] in (0.1, 1.0)
     assert best == pytest.approx(m["val_acc"]) == pytest.approx(max(m["probe_val_acc_c_0.1"], m["probe_val_acc_c_1"]))
@@ -411,7 +367,7 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
     assert train(compose_cfg(tmp_path / "b", *frozen)) == pytest.approx(best)
 
 
-def test_frozen_recipe_needs_the_linear_probe(tmp_path):
+def test_frozen_recipe_needs_the_linear_probe(tmp_path, compose_cfg):
     with pytest.raises(ConfigError, match="trainer.fine_tune: got False, allowed: true, or false with trainer.head_init=linear_probe"):
         train(compose_cfg(tmp_path, "trainer.fine_tune=false"))
 

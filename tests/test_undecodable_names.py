@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict_fixtures import options, run_predict_py, tiny_bundle, write_images
+from support import options
 
 from deepmars.catalog.paths import to_catalog_path, to_fs_path
 from deepmars.landmarks.batch import find_images, run_batch
@@ -62,12 +62,12 @@ def test_source_names_and_crop_names_take_the_escaped_form():
 
 # ---------------------------------------------------------------------------------------------- predict
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
+def model(tmp_path_factory, tiny_bundle) -> Path:
     return tiny_bundle(tmp_path_factory.mktemp("model") / "m.pt")
 
 
 @pytest.fixture
-def folder(tmp_path) -> Path:
+def folder(tmp_path, write_images) -> Path:
     """Three good images, an undecodable-named copy of a fourth, and an undecodable-named empty file."""
     folder = tmp_path / "in"
     paths = write_images(folder, 4, nested=False)
@@ -111,7 +111,7 @@ def test_a_list_file_names_files_by_their_bytes_or_as_the_catalog_shows_them(fol
 
 
 @pytest.mark.slow
-def test_predict_py_exits_3_not_1_and_keeps_the_whole_batch(folder, model, tmp_path):
+def test_predict_py_exits_3_not_1_and_keeps_the_whole_batch(folder, model, tmp_path, run_predict_py):
     catalog = tmp_path / "c.sqlite"
     run = run_predict_py(f"input={folder}", f"model={model}", f"catalog={catalog}", "threads=1", "num_workers=1",
                          f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)
@@ -153,8 +153,7 @@ def test_landmarks_detect_writes_escaped_crop_names_and_csv_rows_and_goes_on(tmp
     assert (out / "overlays" / "ESP_\\xff_RED.png").is_file()
 
 
-def test_landmarks_classify_stores_the_escaped_path_and_a_rerun_skips_it_unread(tmp_path, monkeypatch):
-    from test_landmarks_classify import classify
+def test_landmarks_classify_stores_the_escaped_path_and_a_rerun_skips_it_unread(tmp_path, monkeypatch, classify):
 
     folder = tmp_path / "images"
     image = _scene(odd(folder, b"ESP_\xff_RED.browse.png"))
