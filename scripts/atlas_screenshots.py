@@ -19,11 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from atlas_app import atlas_app  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from deepmars.web.atlas.app import create_atlas_app  # noqa: E402
+from deepmars.web.atlas.options import atlas_options  # noqa: E402
 from deepmars.web.server import free_port  # noqa: E402
+
+
+def atlas_app(catalog: Path, cache: Path):
+    """The Atlas over ``catalog``, configured as ``python atlas.py catalog=...`` configures it."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf" / "atlas"), version_base="1.3"):
+        cfg = compose(config_name="atlas", overrides=[f"catalog={catalog}", f"cache_dir={cache}"])
+    return create_atlas_app(atlas_options(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def main() -> None:
