@@ -6,12 +6,11 @@ import hashlib
 import sqlite3
 
 import pytest
-from support import A, B
-from support import options
+from support import A, B, options
 
 from deepmars.catalog import TABLES, Catalog, CatalogLocked, connection
-from deepmars.catalog.schema import DERIVED_TABLES
 from deepmars.catalog.merge import MERGES
+from deepmars.catalog.schema import DERIVED_TABLES
 from deepmars.errors import DataError
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction import cli

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from support import A, B, DISC_SCENES, options
+from support import DISC_SCENES, A, B, options
 
 from deepmars.errors import ConfigError
 from deepmars.landmarks.batch import find_images

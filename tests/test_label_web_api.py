@@ -6,12 +6,11 @@ import os
 
 import pytest
 from fastapi.testclient import TestClient
-from support import LABEL_HOSTILE
+from support import LABEL_HOSTILE, bad_files
 
 from deepmars.catalog.labels import LabelStore
 from deepmars.labeling.cli import open_queue
 from deepmars.labeling.options import label_options
-from support import bad_files
 
 
 @pytest.fixture
@@ -69,7 +68,8 @@ def test_later_and_undo(app_and_tokens, label_events):
     undone = client.post("/api/undo", headers=auth["alice"]).json()
     assert undone["item"]["id"] == second["id"] and undone["progress"]["labeled"] == 0
     assert client.post("/api/next", headers=auth["alice"]).json()["item"]["id"] == second["id"]
-    assert label_events(cfg) == [(first["id"], "alice", "later", None, False), (second["id"], "alice", "label", 1, True)]
+    assert label_events(cfg) == [(first["id"], "alice", "later", None, False),
+                                 (second["id"], "alice", "label", 1, True)]
     assert client.post("/api/undo", headers=auth["bob"]).json()["item"] is None  # bob has nothing to undo
 
 

@@ -46,8 +46,8 @@ def second_tab(browser_context):
     return tab, errors
 
 
-def test_two_users_at_once_get_disjoint_images_and_every_click_is_stored(tmp_path, live_server, page,
-                                                                         browser_context, make_queue, label_app, label_events):
+def test_two_users_at_once_get_disjoint_images_and_every_click_is_stored(tmp_path, live_server, page, browser_context,
+                                                                         make_queue, label_app, label_events):
     cfg, tokens = make_queue(tmp_path, n=8)
     base = live_server(label_app(cfg))
     other, errors = second_tab(browser_context)

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-
 from conftest import HIRISE_CLASSES, make_hirise, write_jpeg
+from omegaconf import OmegaConf
+from support import BUNDLE_CLASSES, bad_files, options
+
 from deepmars.catalog.labels import LabelStore
 from deepmars.cli import EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE
 from deepmars.config import sample_root
@@ -23,7 +24,6 @@ from deepmars.labeling import cli
 from deepmars.labeling.users import add_user
 from deepmars.landmarks.outputs import update_labels_template
 from deepmars.prediction.runner import run_predict
-from support import BUNDLE_CLASSES, bad_files, options
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,11 +6,11 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from support import QUEUE_CLASSES, item
 
 from deepmars.catalog.labels import LabelStore, NewItem
 from deepmars.errors import DataError
 from deepmars.labeling.labelstudio import export_tasks, import_annotations
-from support import QUEUE_CLASSES, item
 
 
 def queue(tmp_path) -> LabelStore:

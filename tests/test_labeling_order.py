@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from support import QUEUE_CLASSES
 
 from deepmars.catalog.labels import LabelStore, NewItem
 from deepmars.labeling.order import from_probabilities, from_top_k, random_key, rank, scores
-from support import QUEUE_CLASSES
 
 
 def top_k(probs, k):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support import A, B, BRIGHT, DARK, DISC_SCENES, LANDMARK_CLASSES, ROOT, prediction_row
+from support import BRIGHT, DARK, DISC_SCENES, LANDMARK_CLASSES, ROOT, A, B, prediction_row
 
 from deepmars.catalog import SCHEMA_VERSION, Catalog
 from deepmars.catalog import schema as catalog_module
@@ -269,7 +269,8 @@ def test_sigterm_stops_classify_as_ctrl_c_does_with_exit_143(scenes, tmp_path, m
     previous = signal.signal(signal.SIGTERM, stray)
     try:
         catalog = tmp_path / "c.sqlite"
-        assert cli.main(landmark_config("command=classify", f"input={scenes}", "model=unused", f"catalog={catalog}")) == 143
+        cfg = landmark_config("command=classify", f"input={scenes}", "model=unused", f"catalog={catalog}")
+        assert cli.main(cfg) == 143
         assert signal.getsignal(signal.SIGTERM) is stray  # the handler before the run is back
     finally:
         signal.signal(signal.SIGTERM, previous)

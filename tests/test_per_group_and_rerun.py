@@ -9,12 +9,12 @@ from pathlib import Path
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
+from support import CONF, ROOT
 
 from deepmars.errors import DataError
 from deepmars.evaluation.rerun import evaluate_model
 from deepmars.training.per_group import train_per_group
 from deepmars.training.run import train
-from support import CONF, ROOT
 
 
 @pytest.mark.slow
@@ -33,14 +33,14 @@ def test_per_instrument_models_are_trained_routed_and_compared(tmp_path, compose
     # each child trained on its own instrument only
     for child in children:
         inst = child.info.run_name.split("=")[1]
-        listed = mlflow.artifacts.download_artifacts(f"mlflow_runs:/{child.info.run_id}/splits/train.txt", dst_path=str(tmp_path / child.info.run_id))
+        listed = mlflow.artifacts.download_artifacts(f"runs:/{child.info.run_id}/splits/train.txt", dst_path=str(tmp_path / child.info.run_id))
         names = Path(listed).read_text().split()[::2]
         assert names and all(Path(n).name[4:6] == inst for n in names)
     m = parent.data.metrics
     assert parent.info.status == "FINISHED"
     assert m["val_acc"] == pytest.approx(val_acc)
     assert {"test_acc", "single_model_test_acc", "test_acc_instrument_mh"} <= set(m)
-    report = mlflow.artifacts.download_artifacts(f"mlflow_runs:/{parent.info.run_id}/evaluation/report.md", dst_path=str(tmp_path / "r"))
+    report = mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/evaluation/report.md", dst_path=str(tmp_path / "r"))
     text = Path(report).read_text()
     assert "single model" in text and "sample_msl-inst" in text
     assert store.exists()
@@ -88,7 +88,7 @@ def evaluate_py(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_evaluate_cli_needs_a_model_and_names_usage_errors(tmp_path):
     done = evaluate_py(tmp_path, "dataset=sample_hirise", "split=all")
     assert done.returncode == 2
-    assert "model: got None, allowed: a bundle file (model.pt), mlflow_runs:/<run_id>" in done.stderr
+    assert "model: got None, allowed: a bundle file (model.pt), runs:/<run_id>" in done.stderr
     for args, named in [(["model=m.pt", "dataset=sample_hirse", "split=all"], "dataset/sample_hirse"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "batch_size=0"], "batch_size: got 0"),
                         (["model=m.pt", "dataset=sample_hirise", "split=all", "no_such_key=1"], "no_such_key"),

@@ -8,8 +8,8 @@ import os
 import pytest
 from support import bad_files, convertible_files, options
 
-from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
+from deepmars.models.loading import load_bundle
 from deepmars.prediction.runner import EXIT_SOME_FAILED, run_predict
 
 REASONS = {

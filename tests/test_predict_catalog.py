@@ -8,9 +8,9 @@ import pytest
 from support import error_row as error
 from support import prediction_row as prediction
 
-from deepmars.errors import DataError
 from deepmars.catalog import SCHEMA_VERSION, Catalog
 from deepmars.catalog.predictions import PredictionStore
+from deepmars.errors import DataError
 
 
 def test_new_catalog_is_versioned_and_in_wal_mode(tmp_path):

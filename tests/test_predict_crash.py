@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from support import PREDICT_PY, ROOT, bad_files, options
 
 from deepmars.models.loading import load_bundle

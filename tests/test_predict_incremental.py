@@ -9,8 +9,8 @@ import shutil
 import pytest
 from support import options
 
-from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
+from deepmars.models.loading import load_bundle
 from deepmars.prediction.runner import RunSummary, run_predict
 
 

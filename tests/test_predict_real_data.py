@@ -15,13 +15,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 from support import ROOT, TINY, options
 
-from deepmars.models.bundle import ModelBundle
-from deepmars.config import ModelConfig
-from deepmars.models.factory import build_model
-from deepmars.schema import load
-from deepmars.models.loading import load_bundle
 from deepmars.catalog import Catalog
+from deepmars.config import ModelConfig
+from deepmars.models.bundle import ModelBundle
+from deepmars.models.factory import build_model
+from deepmars.models.loading import load_bundle
 from deepmars.prediction.runner import run_predict
+from deepmars.schema import load
 
 SPLITS = ("train-calibrated-shuffled.txt", "val-calibrated-shuffled.txt", "test-calibrated-shuffled.txt")
 

@@ -7,11 +7,11 @@ import io
 import pytest
 from support import bad_files, error_row, options, prediction_row
 
+from deepmars.catalog import Catalog
+from deepmars.catalog.merge import merge_catalogs
 from deepmars.errors import ConfigError
 from deepmars.models.loading import load_bundle
-from deepmars.catalog import Catalog
 from deepmars.prediction.inputs import Shard
-from deepmars.catalog.merge import merge_catalogs
 from deepmars.prediction.options import merge_options, predict_options
 from deepmars.prediction.runner import run_predict
 

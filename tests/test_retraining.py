@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
-
 from conftest import MSL_CLASSES, dataset_cfg, make_msl, write_jpeg
+from mlflow.tracking import MlflowClient
+from support import TINY, bad_files
+
 from deepmars.catalog.labels import LabelStore
 from deepmars.data.dataset import load_dataset
 from deepmars.retraining import features as features_mod
@@ -18,7 +19,6 @@ from deepmars.retraining.features import cached_features
 from deepmars.retraining.heads import fit_head, head_bundle
 from deepmars.retraining.plot import plot_results, summary
 from deepmars.retraining.simulation import TAG_LABEL_FILES, TAG_PARENT_MODEL, SimulationSettings, simulate
-from support import TINY, bad_files
 
 
 def entries(n_train=24, n_val=20, n_test=12):

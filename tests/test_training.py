@@ -26,6 +26,7 @@ from deepmars.models.bundle import ModelBundle
 from deepmars.training.checkpoint import LATEST, load_checkpoint
 from deepmars.training.run import train
 
+
 def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(tmp_path / "ckpt" / LATEST)["model"]
 
@@ -334,8 +335,8 @@ def test_cross_validation_sweep_parent_reports_each_fold_and_mean_sd(tmp_path, o
 
 def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_report_says(tmp_path, monkeypatch,
                                                                                        compose_cfg, mlflow_runs):
-    from deepmars.data.cache import decode_samples
     from deepmars.config import ModelConfig
+    from deepmars.data.cache import decode_samples
     from deepmars.models.factory import build_model
     from deepmars.schema import load
     from deepmars.training import features
