@@ -5,7 +5,7 @@ picked by torchrun) on the tiny network and the embedded sample, with a global b
 divisible by 2) and class-weighted, label-smoothed loss, and compare with one process over the
 same global batch.
 
-Tolerance: the two runs add the same numbers in a different order (each process sums its share,
+Tolerance: the two mlflow_runs add the same numbers in a different order (each process sums its share,
 then the all-reduce adds the shares; the global BatchNorm statistics are float64 sums instead of
 torch's float32 kernel). That is ~1e-7 relative per operation; over 8 SGD steps with the head at
 LR 0.1 it grew to ~1e-4 relative in the loss and ~3e-4 absolute in the weights (measured). The
@@ -28,6 +28,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from mlflow.tracking import MlflowClient
+from support import ROOT
 from torch import nn
 
 from deepmars.errors import ConfigError
@@ -36,7 +37,6 @@ from deepmars.training.checkpoint import LATEST, load_checkpoint
 from deepmars.training.distributed import Distributed, GlobalBatchLoss, unwrap
 from deepmars.training.hydra_ranks import hydra_argv
 from deepmars.training.run import train
-from test_training import ROOT, compose_cfg, final_weights, overrides_for, runs
 
 RECIPE = ("trainer.max_iters=8", "trainer.batch_size=15", "trainer.eval_every=4", "trainer.checkpoint_every=2",
           "trainer.class_balance=loss", "trainer.label_smoothing=0.1", "trainer.augment.rot90=true")
@@ -68,7 +68,7 @@ def test_processes_other_than_0_get_a_temporary_hydra_folder_and_no_log_files(mo
     assert {"hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"} <= set(out)
 
 
-def test_a_global_batch_smaller_than_the_process_count_is_a_config_error(tmp_path, monkeypatch):
+def test_a_global_batch_smaller_than_the_process_count_is_a_config_error(tmp_path, monkeypatch, compose_cfg):
     from deepmars.training import run
 
     cfg = run.validate(compose_cfg(tmp_path, "trainer.batch_size=3"))
@@ -150,12 +150,19 @@ def test_cross_process_batchnorm_equals_one_batchnorm_over_the_global_batch(tmp_
 
 
 # ------------------------------------------------------------------------- torchrun end to end
-def _torchrun(workdir: Path, *extra: str, tmpdir: Path) -> subprocess.Popen:
-    workdir.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            str(ROOT / "train.py"), *overrides_for(workdir, *RECIPE, *extra), f"hydra.run.dir={workdir}/hydra"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmpdir)}
-    return subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+@pytest.fixture
+def torchrun(overrides_for):
+    """``torchrun(workdir, *overrides, tmpdir) -> process``: train.py under torchrun, 2 processes."""
+
+    def start(workdir: Path, *extra: str, tmpdir: Path) -> subprocess.Popen:
+        workdir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                str(ROOT / "train.py"), *overrides_for(workdir, *RECIPE, *extra), f"hydra.run.dir={workdir}/hydra"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmpdir)}
+        return subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+
+    return start
 
 
 def _history(workdir: Path, run, key: str) -> list[float]:
@@ -164,17 +171,18 @@ def _history(workdir: Path, run, key: str) -> list[float]:
 
 
 @pytest.mark.slow
-def test_two_processes_train_what_one_process_trains_with_one_run_and_one_folder(tmp_path):
+def test_two_processes_train_what_one_process_trains_with_one_run_and_one_folder(tmp_path, compose_cfg, mlflow_runs,
+                                                                                 final_weights, torchrun):
     one = tmp_path / "one"
     train(compose_cfg(one, *RECIPE))
-    (run_one,) = runs(one)
+    (run_one,) = mlflow_runs(one)
 
     two, tmpdir = tmp_path / "two", tmp_path / "tmp"
     tmpdir.mkdir()
-    proc = _torchrun(two, tmpdir=tmpdir)
+    proc = torchrun(two, tmpdir=tmpdir)
     _, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr[-4000:]
-    (run_two,) = runs(two)  # one MLflow run, not one per process
+    (run_two,) = mlflow_runs(two)  # one MLflow run, not one per process
     assert run_two.info.status == "FINISHED"
 
     loss_one, loss_two = _history(one, run_one, "train_loss"), _history(two, run_two, "train_loss")
@@ -196,16 +204,16 @@ def test_two_processes_train_what_one_process_trains_with_one_run_and_one_folder
 
 
 @pytest.mark.slow
-def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path):
+def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path, final_weights, mlflow_runs, torchrun):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    whole = _torchrun(tmp_path / "whole", tmpdir=tmpdir)
+    whole = torchrun(tmp_path / "whole", tmpdir=tmpdir)
     _, stderr = whole.communicate(timeout=900)
     assert whole.returncode == 0, stderr[-4000:]
     reference = final_weights(tmp_path / "whole")
 
     killed = tmp_path / "killed"
-    proc = _torchrun(killed, tmpdir=tmpdir)
+    proc = torchrun(killed, tmpdir=tmpdir)
     ckpt = killed / "ckpt" / LATEST
     deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
@@ -216,13 +224,13 @@ def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path):
     _, stderr = proc.communicate(timeout=300)
     stopped_at = load_checkpoint(ckpt)["state"]["iteration"]
     assert 4 <= stopped_at < 8, stderr[-3000:]
-    (run,) = runs(killed)
+    (run,) = mlflow_runs(killed)
     assert run.info.status == "KILLED"
 
-    resumed = _torchrun(killed, "trainer.resume=auto", tmpdir=tmpdir)
+    resumed = torchrun(killed, "trainer.resume=auto", tmpdir=tmpdir)
     _, stderr = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, stderr[-4000:]
-    (run,) = runs(killed)  # the same run, continued
+    (run,) = mlflow_runs(killed)  # the same run, continued
     assert run.info.status == "FINISHED"
     assert {m.step for m in MlflowClient().get_metric_history(run.info.run_id, "train_loss")} == set(range(8))
     after = final_weights(killed)
@@ -231,15 +239,15 @@ def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_per_instrument_models_train_under_torchrun_in_one_process_group(tmp_path):
+def test_per_instrument_models_train_under_torchrun_in_one_process_group(tmp_path, mlflow_runs, torchrun):
     """Process 1 finishes each model before process 0 (which evaluates it) and starts the next one:
     with a process group per model it re-joined while process 0 still held the old one and failed."""
-    proc = _torchrun(tmp_path, "dataset=sample_msl", "split=sol", "experiment=mslnet_inst", "trainer.max_iters=3",
+    proc = torchrun(tmp_path, "dataset=sample_msl", "split=sol", "experiment=mslnet_inst", "trainer.max_iters=3",
                      "trainer.batch_size=8", "trainer.head_init=random", "trainer.class_balance=none",
                      tmpdir=tmp_path)
     _, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr[-4000:]
-    all_runs = runs(tmp_path)
+    all_runs = mlflow_runs(tmp_path)
     parents = [r for r in all_runs if r.data.tags.get("deepmars.kind") == "per_group"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from test_training import ROOT
+from support import ROOT
 
 
 @pytest.mark.slow

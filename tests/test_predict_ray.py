@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import bad_files, options
 
 from deepmars.catalog.predictions import PredictionStore
 from deepmars.errors import ConfigError
@@ -24,14 +25,12 @@ from deepmars.prediction import cli
 from deepmars.prediction.options import RayConfig
 from deepmars.prediction.ray_engine import PIP_COMMAND, ray_settings, run_predict_ray
 from deepmars.prediction.runner import run_predict
-from test_predict_fixtures import (bad_files, options, predict_config, run_predict_py, table_rows, tiny_bundle,
-                                   write_files, write_images)
 
 TABLES = ("predictions", "errors")
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> tuple[Path, Path, Path]:
+def scene(tmp_path_factory, write_images, write_files, tiny_bundle) -> tuple[Path, Path, Path]:
     """(image folder, model, the single-process catalog of that folder)."""
     root = tmp_path_factory.mktemp("ray")
     folder = root / "images"
@@ -55,7 +54,7 @@ def local_ray():
 
 
 # --------------------------------------------------------------------------------- settings
-def test_ray_settings_defaults_and_mistakes():
+def test_ray_settings_defaults_and_mistakes(predict_config):
     base = ("input=x", "model=m.pt")
     assert ray_settings(predict_config(*base, "engine=ray")) == RayConfig()
     assert ray_settings(predict_config(*base, "ray.gpus_per_worker=0.5", "ray.workers=4")).gpus_per_worker == 0.5
@@ -70,7 +69,8 @@ def test_ray_settings_defaults_and_mistakes():
             ray_settings(predict_config(*base, override))
 
 
-def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(monkeypatch, tmp_path, capsys):
+def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(monkeypatch, tmp_path, capsys,
+                                                                                predict_config):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
     code = cli.main(predict_config(f"input={tmp_path}", f"model={tmp_path}/no_model.pt", "engine=ray",
                                    f"catalog={tmp_path}/c.sqlite"))
@@ -80,7 +80,7 @@ def test_engine_ray_without_ray_installed_is_a_usage_error_with_the_pip_command(
     assert not (tmp_path / "c.sqlite").exists()
 
 
-def test_engine_must_be_local_or_ray():
+def test_engine_must_be_local_or_ray(predict_config):
     from deepmars.prediction.options import predict_options
 
     with pytest.raises(ConfigError, match="engine: got 'spark', allowed: one of local, ray"):
@@ -114,7 +114,8 @@ def test_a_batch_of_joined_blocks_is_cut_before_content_seen_earlier_in_it(tmp_p
 
 # ------------------------------------------------------------------------------ on a local Ray
 @pytest.mark.slow
-def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(scene, tmp_path):
+def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(scene, tmp_path, run_predict_py,
+                                                                                table_rows):
     folder, model, reference = scene
     catalog = tmp_path / "ray.sqlite"
     done = run_predict_py(f"input={folder}", f"model={model}", f"catalog={catalog}", "engine=ray",
@@ -127,7 +128,7 @@ def test_predict_py_engine_ray_starts_ray_and_writes_the_single_process_catalog(
 
 
 @pytest.mark.slow
-def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_path):
+def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_path, table_rows):
     folder, model, reference = scene
     catalog = tmp_path / "ray.sqlite"
     settings = RayConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, window=16)
@@ -142,7 +143,8 @@ def test_two_ray_workers_write_the_single_process_catalog(scene, local_ray, tmp_
 
 
 @pytest.mark.slow
-def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local_ray, tmp_path, monkeypatch):
+def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local_ray, tmp_path, monkeypatch,
+                                                                    write_batch, table_rows):
     folder, model, reference = scene
     catalog = tmp_path / "ray.sqlite"
     settings = RayConfig(workers=1, cpus_per_worker=0.5, decode_cpus=0.5, window=16)

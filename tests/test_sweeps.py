@@ -11,8 +11,7 @@ import sys
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
-
-from test_training import CONF, ROOT, overrides_for
+from support import CONF, ROOT
 
 
 def test_the_slurm_preset_has_the_settings_a_user_edits():
@@ -27,7 +26,7 @@ def test_the_slurm_preset_has_the_settings_a_user_edits():
 
 
 @pytest.mark.slow
-def test_a_submitit_sweep_makes_one_parent_run_with_a_child_per_job(tmp_path):
+def test_a_submitit_sweep_makes_one_parent_run_with_a_child_per_job(tmp_path, overrides_for):
     base = [a for a in overrides_for(tmp_path, "trainer.max_iters=3") if not a.startswith("trainer.checkpoint_dir")]
     args = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=submitit_local",
             "hydra.launcher.timeout_min=20", *base, "trainer.checkpoint_dir=${hydra:runtime.output_dir}/ckpt",

@@ -27,10 +27,6 @@ from deepmars.training.checkpoint import LATEST, load_checkpoint
 from deepmars.training.run import train
 
 
-def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(tmp_path / "ckpt" / LATEST)["model"]
-
-
 @pytest.mark.slow
 def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path, compose_cfg, mlflow_runs):
     val_acc = train(compose_cfg(tmp_path, "tracking.log_model=true"))
@@ -65,7 +61,7 @@ def test_run_logs_metrics_artifacts_and_a_loadable_bundle(tmp_path, compose_cfg,
 
 
 @pytest.mark.slow
-def test_same_seed_same_metrics_other_seed_differs(tmp_path, compose_cfg, mlflow_runs):
+def test_same_seed_same_metrics_other_seed_differs(tmp_path, compose_cfg, mlflow_runs, final_weights):
     a = train(compose_cfg(tmp_path / "a"))
     wa = final_weights(tmp_path / "a")
     train(compose_cfg(tmp_path / "b"))
@@ -85,7 +81,7 @@ def _train_cli(overrides_for, tmp_path: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_weights_in_the_same_mlflow_run(tmp_path, compose_cfg, mlflow_runs,
-                                                                        overrides_for):
+                                                                        overrides_for, final_weights):
     long = ("trainer.max_iters=14", "trainer.checkpoint_every=2")
     train(compose_cfg(tmp_path / "whole", *long))
     reference = final_weights(tmp_path / "whole")
@@ -129,7 +125,7 @@ def test_resume_with_a_different_config_names_the_keys(tmp_path, compose_cfg):
 
 
 @pytest.mark.slow
-def test_resume_by_run_id(tmp_path, compose_cfg, mlflow_runs):
+def test_resume_by_run_id(tmp_path, compose_cfg, mlflow_runs, final_weights):
     train(compose_cfg(tmp_path, "trainer.max_iters=4"))
     (run,) = mlflow_runs(tmp_path)
     before = final_weights(tmp_path)

@@ -17,7 +17,6 @@ import torch
 from deepmars.models.bundle import ModelBundle
 from deepmars.training.checkpoint import BEST, LATEST, load_checkpoint
 from deepmars.training.run import train
-from test_training import compose_cfg, final_weights, runs  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +37,10 @@ def as_if_saved_on_a_gpu(path: Path) -> None:
     tmp.replace(path)
 
 
-def test_bf16_training_runs_on_the_cpu_and_differs_from_fp32(tmp_path):
+def test_bf16_training_runs_on_the_cpu_and_differs_from_fp32(tmp_path, compose_cfg, mlflow_runs, final_weights):
     train(compose_cfg(tmp_path / "fp32"))
     val_acc = train(compose_cfg(tmp_path / "bf16", "trainer.precision=bf16"))
-    (run,) = runs(tmp_path / "bf16")
+    (run,) = mlflow_runs(tmp_path / "bf16")
     assert run.info.status == "FINISHED" and run.data.params["trainer.precision"] == "bf16"
     assert 0.0 <= val_acc <= 1.0 and all(v == v for v in run.data.metrics.values())  # no NaN
     a, b = final_weights(tmp_path / "fp32"), final_weights(tmp_path / "bf16")
@@ -49,7 +48,7 @@ def test_bf16_training_runs_on_the_cpu_and_differs_from_fp32(tmp_path):
     assert not all(torch.equal(a[k], b[k]) for k in a)  # ... and the arithmetic was bf16
 
 
-def test_fp16_trains_with_a_gradient_scaler_saved_in_the_checkpoint(tmp_path):
+def test_fp16_trains_with_a_gradient_scaler_saved_in_the_checkpoint(tmp_path, compose_cfg):
     train(compose_cfg(tmp_path, "trainer.precision=16"))
     ckpt = load_checkpoint(tmp_path / "ckpt" / LATEST)
     assert ckpt["config"]["trainer.precision"] == "16"
@@ -57,7 +56,7 @@ def test_fp16_trains_with_a_gradient_scaler_saved_in_the_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
-def test_a_resume_in_another_precision_is_refused(tmp_path):
+def test_a_resume_in_another_precision_is_refused(tmp_path, compose_cfg):
     train(compose_cfg(tmp_path))
     from deepmars.errors import ConfigError
 
@@ -65,7 +64,7 @@ def test_a_resume_in_another_precision_is_refused(tmp_path):
         train(compose_cfg(tmp_path, "trainer.precision=bf16", f"trainer.resume={tmp_path}/ckpt/{LATEST}"))
 
 
-def test_files_written_on_a_gpu_load_resume_and_classify_on_a_cpu(tmp_path):
+def test_files_written_on_a_gpu_load_resume_and_classify_on_a_cpu(tmp_path, compose_cfg, final_weights, mlflow_runs):
     train(compose_cfg(tmp_path, "trainer.max_iters=4"))
     weights = final_weights(tmp_path)
     ckpt_dir = tmp_path / "ckpt"
@@ -82,19 +81,19 @@ def test_files_written_on_a_gpu_load_resume_and_classify_on_a_cpu(tmp_path):
     train(compose_cfg(tmp_path, "trainer.max_iters=4", f"trainer.resume={ckpt_dir / LATEST}"))
     after = final_weights(tmp_path)
     assert all(torch.equal(weights[k], after[k]) for k in weights)
-    (run,) = runs(tmp_path)
+    (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
 
 
-def test_compiled_training_writes_the_same_checkpoint_keys(tmp_path, monkeypatch):
+def test_compiled_training_writes_the_same_checkpoint_keys(tmp_path, monkeypatch, compose_cfg, final_weights):
     """torch.compile wraps the network for the step only; checkpoints hold the plain names.
 
-    Inductor's code generation takes minutes on this CPU; the eager backend runs the same
+    Inductor's code generation takes minutes on this CPU; the eager backend mlflow_runs the same
     compile wrapper (graph capture included) in seconds."""
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     train(compose_cfg(tmp_path / "plain", "trainer.max_iters=3"))
     train(compose_cfg(tmp_path / "compiled", "trainer.max_iters=3", "trainer.compile=true"))
     plain, compiled = final_weights(tmp_path / "plain"), final_weights(tmp_path / "compiled")
     assert compiled.keys() == plain.keys()
-    for k in plain:  # the eager backend runs the same kernels
+    for k in plain:  # the eager backend mlflow_runs the same kernels
         torch.testing.assert_close(compiled[k], plain[k])
