@@ -370,7 +370,8 @@ def test_frozen_recipe_needs_the_linear_probe(tmp_path, compose_cfg):
 
 
 @pytest.mark.slow
-def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_and_temperature_chosen_before(tmp_path):
+def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_and_temperature_chosen_before(
+        tmp_path, compose_cfg, mlflow_runs):
     from deepmars.data.cache import decode_samples
     from deepmars.models.factory import head_prefix
     from deepmars.training.features import features_for
@@ -381,7 +382,7 @@ def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_a
               "model.tta=hflip", f"trainer.feature_cache={tmp_path}/features", "trainer.eval_splits=[val,test]")
     train(compose_cfg(tmp_path / "a", *frozen))
     train(compose_cfg(tmp_path / "b", *frozen, "trainer.refit_on_train_val=true"))
-    (plain,), (refit,) = runs(tmp_path / "a"), runs(tmp_path / "b")
+    (plain,), (refit,) = mlflow_runs(tmp_path / "a"), mlflow_runs(tmp_path / "b")
     p, r = plain.data.metrics, refit.data.metrics
     for key in ("probe_c", "val_acc", "temperature", "probe_val_acc_c_0.01", "probe_val_acc_c_1"):
         assert r[key] == pytest.approx(p[key]), key  # every choice made as without the refit
@@ -406,7 +407,7 @@ def test_frozen_recipe_refit_saves_the_head_fitted_on_train_and_val_with_the_c_a
     assert float((probs.argmax(1) == test.targets).mean()) == pytest.approx(r["test_acc"])
 
 
-def test_refit_on_train_val_is_refused_for_fine_tuning(tmp_path):
+def test_refit_on_train_val_is_refused_for_fine_tuning(tmp_path, compose_cfg):
     message = "trainer.refit_on_train_val: got True, allowed: false when trainer.fine_tune is true"
     with pytest.raises(ConfigError, match=message):
         train(compose_cfg(tmp_path, "trainer.refit_on_train_val=true"))
