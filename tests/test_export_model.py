@@ -6,48 +6,24 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import mlflow
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from test_predict_fixtures import TINY, options, write_images
-from test_runtimes import sharp_bundle
+from support import ROOT, options
 
 import deepmars.config  # noqa: F401 - the ${deepmars_sample:...} resolver
 from deepmars.cli import EXIT_USAGE, required_keys, run_cli
-from deepmars.config import ExportModelConfig, ModelConfig
-from deepmars.data.dataset import load_dataset
-from deepmars.data.root import resolve_root
+from deepmars.config import ExportModelConfig
 from deepmars.errors import ConfigError
 from deepmars.export.command import run_export
 from deepmars.inference import runtimes
-from deepmars.models.bundle import ModelBundle
 from deepmars.models.exported import MANIFEST, RUN_ARTIFACT
-from deepmars.models.factory import build_model
 from deepmars.models.loading import load_bundle
 from deepmars.prediction.runner import run_predict
-from deepmars.schema import load, validate
+from deepmars.schema import validate
 
-ROOT = Path(__file__).resolve().parents[1]
 needs_openvino = pytest.mark.skipif(not (runtimes.installed("openvino") and runtimes.installed("onnxruntime")),
                                     reason="openvino and onnxruntime are needed")
-
-
-def export_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf" / "export_model"), version_base="1.3"):
-        return compose(config_name="export_model", overrides=list(overrides))
-
-
-def sample_msl_bundle(path: Path) -> Path:
-    """The tiny network with the embedded MSL sample's classes (untrained: accuracy is not the point)."""
-    cfg = export_config("model=x", "dataset=sample_msl", "split=files")
-    classes = load_dataset(cfg.dataset, resolve_root(cfg.dataset)).class_names
-    torch.manual_seed(0)
-    model, preprocess = build_model(load(ModelConfig, TINY), len(classes), load_pretrained=False)
-    return ModelBundle(model=model, model_cfg=TINY, class_names=list(classes), preprocess=preprocess,
-                       temperature=0.7, dataset={"name": "msl"}).save(path)
 
 
 def test_missing_keys_are_named_at_once(capsys):
@@ -80,7 +56,8 @@ def test_help_and_missing_keys_from_the_command_line(tmp_path):
 
 @pytest.mark.slow
 @needs_openvino
-def test_export_measures_every_runtime_and_int8_is_then_usable(tmp_path, capsys):
+def test_export_measures_every_runtime_and_int8_is_then_usable(tmp_path, capsys, sample_msl_bundle, export_config,
+                                                               write_images):
     model = sample_msl_bundle(tmp_path / "model.pt")
     cfg = export_config(f"model={model}", "dataset=sample_msl", "split=files", "int8=true",
                         "calibration_images=8", "threads=1")
@@ -107,7 +84,7 @@ def test_export_measures_every_runtime_and_int8_is_then_usable(tmp_path, capsys)
     assert "measured when exported: top-1 agreement" in out.getvalue()
 
 
-def test_export_needs_a_model_and_names_a_bad_split(capsys):
+def test_export_needs_a_model_and_names_a_bad_split(capsys, export_config):
     with pytest.raises(SystemExit) as done:
         run_cli(run_export, export_config("dataset=sample_msl", "split=files"))
     assert done.value.code == EXIT_USAGE and "model: got None, allowed: a bundle file" in capsys.readouterr().err
@@ -118,7 +95,7 @@ def test_export_needs_a_model_and_names_a_bad_split(capsys):
 
 @pytest.mark.slow
 @needs_openvino
-def test_the_export_of_a_run_model_is_logged_to_that_run_and_reused(tmp_path, monkeypatch):
+def test_the_export_of_a_run_model_is_logged_to_that_run_and_reused(tmp_path, monkeypatch, sharp_bundle, write_images):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     (tmp_path / "mlruns").mkdir()
     mlflow.set_tracking_uri(uri)

@@ -174,7 +174,8 @@ def test_a_killed_ray_job_run_again_gives_the_uninterrupted_catalog(scene, local
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", [r for r in ("onnxruntime", "openvino") if installed(r)])
-def test_ray_on_an_exported_runtime_writes_the_local_catalog_of_that_runtime(scene, local_ray, tmp_path, runtime):
+def test_ray_on_an_exported_runtime_writes_the_local_catalog_of_that_runtime(scene, local_ray, tmp_path, runtime,
+                                                                             table_rows):
     """The actors build the driver's classifier: the same export (made and checked by the Ray run, then
     found by the local one), the same rows as predict.py's own process on that runtime."""
     folder, model, _ = scene

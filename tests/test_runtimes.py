@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_predict_fixtures import CLASSES, options, predict_config, table_rows, tiny_bundle, write_images
+from support import BUNDLE_CLASSES, DISC_SCENES, ROOT, options
 
 from deepmars.cli import EXIT_CANNOT_RUN, EXIT_USAGE
 from deepmars.errors import ConfigError
@@ -23,7 +23,6 @@ from deepmars.inference import runtimes
 from deepmars.inference.agreement import PROBABILITY_TOLERANCE, calibrated, measure
 from deepmars.inference.exported import OpenVinoClassifier
 from deepmars.inference.opening import open_classifier
-from deepmars.models.bundle import ModelBundle
 from deepmars.models.exported import MANIFEST, new_export, read_export
 from deepmars.models.loading import load_bundle
 from deepmars.prediction import cli
@@ -38,27 +37,13 @@ needs_bf16 = pytest.mark.skipif(not (runtimes.installed("openvino") and runtimes
 
 
 @pytest.fixture
-def images(tmp_path: Path) -> Path:
+def images(tmp_path: Path, write_images) -> Path:
     write_images(tmp_path / "images", 24)
     return tmp_path / "images"
 
 
-def sharp_bundle(path: Path, seed: int = 0, views: tuple[str, ...] = ("identity",)) -> Path:
-    """The tiny bundle with its last layer scaled up: logits of a trained network's size (a few units),
-    so probabilities spread over (0, 1) and a runtime that is off shows in them; ``views``: its test-time views."""
-    import torch
-
-    bundle = ModelBundle.load(tiny_bundle(path, seed=seed, temperature=1.0))
-    with torch.no_grad():
-        for name, param in bundle.model.named_parameters():
-            if name.startswith("classifier."):
-                param.mul_(300.0)
-    bundle.tta = views
-    return bundle.save(path)
-
-
 @pytest.fixture
-def model(tmp_path: Path) -> Path:
+def model(tmp_path: Path, sharp_bundle) -> Path:
     return sharp_bundle(tmp_path / "models" / "model.pt")
 
 
@@ -68,8 +53,14 @@ def predict(images: Path, model: Path, catalog: Path, **kw) -> tuple[object, str
     return summary, out.getvalue()
 
 
-def rows_by_path(catalog: Path) -> dict[str, tuple]:
-    return {row[1]: row for row in table_rows(catalog, "predictions")}
+@pytest.fixture
+def rows_by_path(table_rows):
+    """``rows_by_path(catalog) -> {path: prediction row}``, timestamps left out."""
+
+    def by_path(catalog: Path) -> dict[str, tuple]:
+        return {row[1]: row for row in table_rows(catalog, "predictions")}
+
+    return by_path
 
 
 def run_configs(catalog: Path) -> list[dict]:
@@ -80,7 +71,7 @@ def run_configs(catalog: Path) -> list[dict]:
 # ------------------------------------------------------------------------------------------ fp32
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", EXPORTED)
-def test_an_fp32_exported_run_writes_the_eager_catalog(tmp_path, images, model, runtime):
+def test_an_fp32_exported_run_writes_the_eager_catalog(tmp_path, images, model, runtime, rows_by_path):
     predict(images, model, tmp_path / "eager.sqlite", runtime="torch")
     summary, out = predict(images, model, tmp_path / "exported.sqlite", runtime=runtime)
     eager, exported = rows_by_path(tmp_path / "eager.sqlite"), rows_by_path(tmp_path / "exported.sqlite")
@@ -99,7 +90,8 @@ def test_an_fp32_exported_run_writes_the_eager_catalog(tmp_path, images, model, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", EXPORTED)
-def test_test_time_views_are_applied_by_exported_runtimes_as_by_eager(tmp_path, images, runtime):
+def test_test_time_views_are_applied_by_exported_runtimes_as_by_eager(tmp_path, images, runtime, sharp_bundle,
+                                                                      rows_by_path):
     model = sharp_bundle(tmp_path / "views" / "model.pt", views=("identity", "hflip", "rot90"))
     predict(images, model, tmp_path / "eager.sqlite", runtime="torch")
     predict(images, model, tmp_path / "fast.sqlite", runtime=runtime)
@@ -114,7 +106,7 @@ def test_test_time_views_are_applied_by_exported_runtimes_as_by_eager(tmp_path, 
 
 @pytest.mark.slow
 @needs_openvino
-def test_the_export_is_made_once_and_rows_are_shared_with_eager(tmp_path, images, model, monkeypatch):
+def test_the_export_is_made_once_and_rows_are_shared_with_eager(tmp_path, images, model, monkeypatch, write_images):
     catalog = tmp_path / "catalog.sqlite"
     predict(images, model, catalog, runtime="torch")
     write_images(images, 4, start=100)
@@ -132,7 +124,7 @@ def test_the_export_is_made_once_and_rows_are_shared_with_eager(tmp_path, images
 
 @pytest.mark.slow
 @needs_openvino
-def test_a_retrained_bundle_at_the_same_path_is_exported_again(tmp_path, images, model):
+def test_a_retrained_bundle_at_the_same_path_is_exported_again(tmp_path, images, model, sharp_bundle, rows_by_path):
     predict(images, model, tmp_path / "a.sqlite", runtime="openvino")
     sharp_bundle(model, seed=1)
     predict(images, model, tmp_path / "b.sqlite", runtime="openvino")
@@ -145,7 +137,8 @@ def test_a_retrained_bundle_at_the_same_path_is_exported_again(tmp_path, images,
 
 @pytest.mark.slow
 @needs_openvino
-def test_an_fp32_runtime_that_is_not_exact_stops_before_any_row(tmp_path, images, model, monkeypatch):
+def test_an_fp32_runtime_that_is_not_exact_stops_before_any_row(tmp_path, images, model, monkeypatch, predict_config,
+                                                                table_rows):
     real = OpenVinoClassifier._logits
     off = np.array([0.01, 0, 0, 0, 0], dtype=np.float32)  # a shift of all logits would not change a probability
     monkeypatch.setattr(OpenVinoClassifier, "_logits", lambda self, px: real(self, px) + off)
@@ -158,7 +151,7 @@ def test_an_fp32_runtime_that_is_not_exact_stops_before_any_row(tmp_path, images
 
 @pytest.mark.slow
 @needs_openvino
-def test_the_exported_model_alone_classifies(tmp_path, images, model):
+def test_the_exported_model_alone_classifies(tmp_path, images, model, rows_by_path):
     """The ONNX file and the IR carry classes, preprocessing and temperature: no bundle needed."""
     import onnxruntime as ort
     from PIL import Image
@@ -179,7 +172,7 @@ def test_the_exported_model_alone_classifies(tmp_path, images, model):
     for path, p in zip(paths, probs, strict=True):
         assert classes[int(p.argmax())] == stored[path][11]
         assert float(p.max()) == pytest.approx(stored[path][12], abs=PROBABILITY_TOLERANCE)
-    assert classes == CLASSES and meta["bundle_sha256"] == load_bundle(str(model)).sha256
+    assert classes == BUNDLE_CLASSES and meta["bundle_sha256"] == load_bundle(str(model)).sha256
 
 
 # ------------------------------------------------------------------------------- reduced precision
@@ -216,7 +209,7 @@ def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch):
         runtimes.choose("torch", "bf16")
 
 
-def test_int8_without_a_quantized_export_is_a_usage_error(tmp_path, images, model):
+def test_int8_without_a_quantized_export_is_a_usage_error(tmp_path, images, model, predict_config):
     if not runtimes.installed("openvino"):
         pytest.skip("openvino is not installed")
     cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}", "precision=int8")
@@ -246,7 +239,7 @@ def test_auto_takes_the_fastest_installed_runtime(monkeypatch):
 
 
 def test_a_runtime_that_is_not_installed_exits_2_with_how_to_install_it(tmp_path, images, model, monkeypatch,
-                                                                         capsys):
+                                                                         capsys, predict_config):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
     cfg = predict_config(f"input={images}", f"model={model}", f"catalog={tmp_path / 'c.sqlite'}",
@@ -256,14 +249,14 @@ def test_a_runtime_that_is_not_installed_exits_2_with_how_to_install_it(tmp_path
     assert not (tmp_path / "c.sqlite").exists()
 
 
-def test_a_bad_runtime_key_names_the_allowed_values(tmp_path, capsys):
+def test_a_bad_runtime_key_names_the_allowed_values(tmp_path, capsys, predict_config):
     cfg = predict_config("input=x", "model=y", "runtime=fast")
     assert cli.main(cfg) == EXIT_USAGE
     assert "runtime: got 'fast', allowed: one of auto, torch, onnxruntime, openvino" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("views", [("identity",), ("identity", "hflip", "rot90")])
-def test_eager_fp32_is_its_own_reference(tmp_path, views):
+def test_eager_fp32_is_its_own_reference(tmp_path, views, sharp_bundle):
     bundle = load_bundle(str(sharp_bundle(tmp_path / "model.pt", views=views)))
     pixels = np.random.default_rng(0).integers(0, 256, (4, 72, 72, 3), dtype=np.uint8)
     with open_classifier(bundle, "torch", "fp32", threads=1) as classifier:
@@ -273,7 +266,7 @@ def test_eager_fp32_is_its_own_reference(tmp_path, views):
                                       bundle.predict_proba(bundle.preprocess.eval_batch(pixels)))
 
 
-def test_an_export_without_the_bundles_views_is_not_reused(tmp_path):
+def test_an_export_without_the_bundles_views_is_not_reused(tmp_path, sharp_bundle):
     bundle = load_bundle(str(sharp_bundle(tmp_path / "model.pt", views=("identity", "hflip"))))
     export = new_export(bundle, tmp_path / "model.export")
     export.folder.mkdir()
@@ -296,10 +289,9 @@ def test_agreement_counts_flipped_classes_and_accuracy():
 # --------------------------------------------------------------------- landmarks and evaluate
 @pytest.mark.slow
 @needs_openvino
-def test_landmarks_classify_on_openvino_writes_the_eager_landmark_rows(tmp_path):
-    from test_landmarks_classify import SCENES, classify, known_bundle, write_scene
-
-    for name in SCENES:
+def test_landmarks_classify_on_openvino_writes_the_eager_landmark_rows(tmp_path, write_scene, classify, known_bundle,
+                                                                       table_rows):
+    for name in DISC_SCENES:
         write_scene(tmp_path / "images", name)
     eager = classify(tmp_path / "images", tmp_path / "eager.sqlite", bundle=known_bundle())
     fast = classify(tmp_path / "images", tmp_path / "fast.sqlite", bundle=known_bundle(), runtime="openvino")
@@ -312,9 +304,8 @@ def test_landmarks_classify_on_openvino_writes_the_eager_landmark_rows(tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", EXPORTED[-1:])  # the one auto picks; the other shares every line
-def test_evaluate_on_an_exported_runtime_reports_the_eager_metrics(tmp_path, runtime):
+def test_evaluate_on_an_exported_runtime_reports_the_eager_metrics(tmp_path, runtime, sample_msl_bundle):
     from hydra import compose, initialize_config_dir
-    from test_export_model import ROOT, sample_msl_bundle
 
     from deepmars.evaluation.rerun import evaluate_model
 
@@ -333,7 +324,7 @@ def test_evaluate_on_an_exported_runtime_reports_the_eager_metrics(tmp_path, run
 @pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.parametrize("runtime", EXPORTED)
-def test_real_msl_images_get_the_eager_catalog_on_exported_runtimes(tmp_path, model, runtime):
+def test_real_msl_images_get_the_eager_catalog_on_exported_runtimes(tmp_path, model, runtime, rows_by_path):
     import os
 
     data = os.environ.get("DEEPMARS_DATA")
@@ -417,7 +408,8 @@ def test_on_a_gpu_auto_takes_torch_and_the_exported_runtimes_are_refused():
 
 @pytest.mark.parametrize("device", ["cuda", "auto"])
 def test_predict_with_an_exported_runtime_on_a_cuda_device_exits_2_naming_both_keys(tmp_path, images, model,
-                                                                                    monkeypatch, capsys, device):
+                                                                                    monkeypatch, capsys, device,
+                                                                                    predict_config):
     from deepmars.prediction import options as predict_options
 
     on_a_gpu(monkeypatch, predict_options)
@@ -433,17 +425,17 @@ def test_predict_with_an_exported_runtime_on_a_cuda_device_exits_2_naming_both_k
     assert (opts.runtime, opts.device) == ("openvino", "cpu")
 
 
-def test_landmarks_and_evaluate_refuse_an_exported_runtime_on_a_cuda_device(tmp_path, monkeypatch, capsys):
+def test_landmarks_and_evaluate_refuse_an_exported_runtime_on_a_cuda_device(tmp_path, monkeypatch, capsys,
+                                                                            landmark_config):
     from hydra import compose, initialize_config_dir
-    from test_export_model import ROOT
-    from test_landmarks_classify import config
 
     from deepmars.evaluation import rerun
     from deepmars.landmarks import cli as landmarks_cli
     from deepmars.landmarks import options as landmarks_options
 
     on_a_gpu(monkeypatch, landmarks_options)
-    cfg = config("command=classify", f"input={tmp_path}", "model=m.pt", "runtime=onnxruntime", "device=cuda")
+    cfg = landmark_config("command=classify", f"input={tmp_path}", "model=m.pt", "runtime=onnxruntime",
+                          "device=cuda")
     assert landmarks_cli.main(cfg) == EXIT_USAGE
     assert "runtime: onnxruntime runs on the CPU only" in capsys.readouterr().err
     on_a_gpu(monkeypatch, rerun)
