@@ -121,7 +121,7 @@ def item(i: int, probs=None) -> NewItem:
     if probs is None:
         return NewItem(path, f"img{i:03d}.jpg", "/images", i / 100)
     u = from_probabilities(probs)
-    ranked = sorted(zip(QUEUE_CLASSES.names, probs, strict=False), key=lambda x: -x[1])
+    ranked = sorted(zip(QUEUE_CLASSES.names, probs, strict=True), key=lambda x: -x[1])
     top = json.dumps([{"class": n, "p": p} for n, p in ranked])
     return NewItem(path, f"img{i:03d}.jpg", "/images", i / 100, "m1", QUEUE_CLASSES.names[probs.index(max(probs))],
                    u.confidence, u.margin, u.entropy, top)

@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 class Clock:
     def __init__(self):
-        self.t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.t = datetime(2026, 1, 1, tzinfo=UTC)
 
     def __call__(self):
         return self.t

@@ -75,7 +75,7 @@ def _rows(n: int, model: str = "runs:/a") -> list:
 def test_the_confidence_grid_is_the_decimals_it_names_and_its_columns_say_which():
     assert len(CONFIDENCE_GRID) == len(set(GRID_VALUES)) == 46 and GRID_VALUES[-1] == 1.0
     assert {0.05, 0.5, 0.85, 0.93, 0.99, 0.995, 0.999, 0.9995, 0.9999} <= set(GRID_VALUES)
-    for value, column in zip(GRID_VALUES, COUNT_COLUMNS):
+    for value, column in zip(GRID_VALUES, COUNT_COLUMNS, strict=True):
         assert float(column.removeprefix("n_ge_").replace("_", ".")) == value  # the API's float of that decimal
 
 
@@ -85,7 +85,7 @@ def test_a_grid_column_counts_exactly_the_rows_a_threshold_keeps(tmp_path, write
     path = tmp_path / "c.sqlite"
     with Catalog.open(path) as cat:
         write_batch(cat, [prediction_row(f"/m/{i}.JPG", conf=c) for i, c in enumerate(confidences)], [])
-        for value, column in zip(GRID_VALUES, COUNT_COLUMNS):
+        for value, column in zip(GRID_VALUES, COUNT_COLUMNS, strict=True):
             stored = cat.conn.execute(f"SELECT sum({column}) FROM prediction_counts WHERE sols = 0").fetchone()[0]
             kept = cat.conn.execute("SELECT count(*) FROM predictions WHERE confidence >= ?", (value,)).fetchone()[0]
             assert stored == kept == sum(c >= value for c in confidences), value

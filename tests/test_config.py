@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CONF, REPO
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from conftest import CONF, REPO
 from deepmars.cli import help_argv
 from deepmars.config import validate
 from deepmars.data.dataset import load_dataset

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import CONF, HIRISE_CLASSES, dataset_cfg, msl_name, write_jpeg
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF, HIRISE_CLASSES, dataset_cfg, msl_name, write_jpeg
 from deepmars.config import validate
 from deepmars.data.dataset import load_dataset
 from deepmars.data.metadata import check_metadata_spec, parse_metadata
@@ -179,7 +179,7 @@ def make_v21(root: Path) -> dict[str, list[str]]:
         for name in names:
             write_jpeg(root / "images" / name)
         (root / f"{split}-set-v2.1.txt").write_text(
-            "".join(f"{n} {c}\n" for n, (_, _, c) in zip(names, entries)))
+            "".join(f"{n} {c}\n" for n, (_, _, c) in zip(names, entries, strict=True)))
         out[split] = names
     (root / "class_map.csv").write_text("0,apxs\n1,apxs cal target\n2,chemcam cal target\n3,unused\n")
     return out

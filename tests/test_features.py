@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_jpeg
-from deepmars.errors import ConfigError
+
 from deepmars.config import ModelConfig
+from deepmars.errors import ConfigError
 from deepmars.models import factory
 from deepmars.models.factory import head_prefix
-from deepmars.schema import load
 from deepmars.models.tta import apply_view
+from deepmars.schema import load
 from deepmars.training import features
 from deepmars.training.features import cache_key, features_for, view_features
 

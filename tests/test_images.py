@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_jpeg
 from PIL import Image
 
-from conftest import write_jpeg
 from deepmars.data.cache import decode_samples
 from deepmars.data.dataset import Sample
 from deepmars.data.images import MAX_PIXELS, load_image

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import CONF, dataset_cfg, msl_name, write_jpeg
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF, dataset_cfg, msl_name, write_jpeg
 from deepmars.config import validate
 from deepmars.data.dataset import load_dataset
 from deepmars.data.root import required_paths, resolve_root
@@ -21,7 +21,7 @@ def new_batch(folder: Path, entries=((300, "ML", 1), (310, "MR", 3))) -> tuple[P
     for i, name in enumerate(names):
         write_jpeg(folder / "images" / name, shade=200 + i)
     labels = folder / "new-batch.txt"
-    labels.write_text("".join(f"{n} {c}\n" for n, (_, _, c) in zip(names, entries)))
+    labels.write_text("".join(f"{n} {c}\n" for n, (_, _, c) in zip(names, entries, strict=True)))
     return labels, names
 
 

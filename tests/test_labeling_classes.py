@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import HIRISE_CLASSES, make_msl
+
 from deepmars.errors import ConfigError, DataError
 from deepmars.labeling.classes import load_class_list
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from deepmars.data.labels import (
-    CSV_LAYOUT, LabelLine, check_duplicates, check_images_exist, read_class_file, read_label_file,
+    CSV_LAYOUT,
+    LabelLine,
+    check_duplicates,
+    check_images_exist,
+    read_class_file,
+    read_label_file,
 )
 from deepmars.errors import DataError
 

@@ -139,7 +139,7 @@ def test_weights_file_loads_and_ignores_a_different_classifier(tmp_path, caplog)
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": trained.state_dict(), "iteration": 7}, path)
     same, _ = build_model({**TINY, "pretrained": str(path)}, 10)
-    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), same.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), same.state_dict().values(), strict=True))
     with caplog.at_level(logging.INFO):
         fewer, _ = build_model({**TINY, "pretrained": str(path)}, 3)
     assert torch.equal(fewer.conv_stem.weight, trained.conv_stem.weight)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepmars.errors import ConfigError
 from deepmars.config import ModelConfig
+from deepmars.errors import ConfigError
 from deepmars.models.factory import build_model, head_prefix
 from deepmars.training.param_groups import build_param_groups, describe_param_groups
 

@@ -58,7 +58,7 @@ def test_run_and_registry_forms_give_the_run_bundle(store, form):
 
 
 def test_resolving_a_run_does_not_download(store):
-    resolved = resolve_source(f"models:/tiny@prod", tracking_uri=store["uri"])
+    resolved = resolve_source("models:/tiny@prod", tracking_uri=store["uri"])
     assert (resolved.run_id, resolved.path, resolved.model_id) == (store["run_id"], None, f"runs:/{store['run_id']}")
 
 

@@ -7,10 +7,10 @@ import importlib.util
 from collections import Counter
 
 import pytest
+from conftest import CONF, REPO
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import CONF, REPO
 from deepmars.config import validate
 from deepmars.data.dataset import LabeledDataset, load_dataset
 from deepmars.data.images import load_image

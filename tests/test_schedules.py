@@ -24,7 +24,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, max_iters: int):
 
 def make_optimizer(base_lrs: tuple[float, ...] = (1e-4, 2.5e-3)) -> torch.optim.SGD:
     params = [torch.nn.Parameter(torch.zeros(1)) for _ in base_lrs]
-    return torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, base_lrs)], momentum=0.9)
+    return torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, base_lrs, strict=True)], momentum=0.9)
 
 
 def lrs(cfg: dict, max_iters: int, iterations: list[int], base_lr: float = 1.0) -> dict[int, float]:

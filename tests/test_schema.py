@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Dict, List, Optional
+from typing import Optional
 
 import pytest
 from omegaconf import OmegaConf
@@ -21,7 +21,7 @@ class Colour(StrEnum):
 @dataclass(frozen=True)
 class Inner:
     size: int = 3
-    scales: List[int] = field(default_factory=lambda: [1])
+    scales: list[int] = field(default_factory=lambda: [1])
 
     def __post_init__(self) -> None:
         require(self.size % 2 == 1, "size", self.size, "an odd integer")
@@ -33,9 +33,9 @@ class Outer:
     rate: float = 0.5
     name: str = "???"
     inner: Inner = field(default_factory=Inner)
-    extra: Optional[Inner] = None
-    weights: Dict[str, float] = field(default_factory=dict)
-    class_name: Optional[str] = field(default=None, metadata={"key": "class"})
+    extra: Inner | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    class_name: str | None = field(default=None, metadata={"key": "class"})
 
     def __post_init__(self) -> None:
         require(0 <= self.rate <= 1, "rate", self.rate, "a number in [0, 1]")
@@ -85,8 +85,9 @@ def test_require_outside_a_schema_is_a_config_error_with_its_key():
 
 
 @pytest.mark.parametrize(("tp", "text"), [
-    (Optional[int], "an integer or null"), (List[Colour], "a list (each one of red, green)"),
-    (Dict[str, float], "a mapping (each value a number)"), (bool, "true or false"),
+    (Optional[int], "an integer or null"),  # noqa: UP045 (the older spelling is described too)
+    (list[Colour], "a list (each one of red, green)"),
+    (dict[str, float], "a mapping (each value a number)"), (bool, "true or false"),
 ])
 def test_describe(tp, text):
     assert describe(tp) == text

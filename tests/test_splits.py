@@ -7,14 +7,20 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import CONF, MSL_ENTRIES, dataset_cfg, hirise_entries, make_hirise, make_msl, msl_name
 from omegaconf import OmegaConf
 
-from conftest import CONF, dataset_cfg, hirise_entries, make_hirise, make_msl, msl_name, MSL_ENTRIES
 from deepmars.data.dataset import LabeledDataset, load_dataset
 from deepmars.data.labels import read_label_file
 from deepmars.errors import ConfigError, DataError
 from deepmars.splits import (
-    SPLITS, check_splits, copy_group, group_counts, make_splits, save_split_lists, split_table,
+    SPLITS,
+    check_splits,
+    copy_group,
+    group_counts,
+    make_splits,
+    save_split_lists,
+    split_table,
 )
 
 
@@ -220,7 +226,7 @@ def test_saved_split_lists_use_the_label_format_and_read_back(msl, tmp_path):
     assert paths[1].read_text() == "".join(
         f"calibrated/{msl_name(sol, inst, i)} {cid}\n" for i, (sol, inst, cid) in
         [(4, (182, "MR", 0)), (5, (300, "MH", 1)), (6, (564, "ML", 3))])
-    for path, name in zip(paths, SPLITS):
+    for path, name in zip(paths, SPLITS, strict=True):
         back = read_label_file(path, set(msl.class_ids))
         assert [(ln.name, ln.class_id) for ln in back] == [(s.name, s.class_id) for s in splits[name]]
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from deepmars.config import ModelConfig
 from deepmars.data.cache import DecodedImages
 from deepmars.errors import ConfigError
-from deepmars.config import ModelConfig
 from deepmars.models import factory
 from deepmars.schema import load
 from deepmars.training.wise_ft import check_alphas, choose_alpha, interpolate
