@@ -73,12 +73,14 @@ def generate(path: Path, n_images: int, n_scenes: int) -> None:
         t = time.perf_counter()
         conn.execute("BEGIN")
         conn.execute(f"""
-            WITH RECURSIVE seq(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM seq WHERE i < {min(start + step, n_images) - 1})
+            WITH RECURSIVE seq(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM seq
+                                      WHERE i < {min(start + step, n_images) - 1})
             INSERT INTO predictions (model_id, path, sha256, file_size, file_mtime_ns, width, height, sol, instrument,
                 source_image, metadata, predicted_class, confidence, top_k, abstained, classified_at)
             SELECT '{MSL_MODEL}', printf('/archive/msl/%04d/%04d%s%016dE01_DRCL.JPG', i * 3000 / {n_images},
                    i * 3000 / {n_images}, {inst}, i), printf('%064x', i), 100000, 0, 256, 192, i * 3000 / {n_images},
-                   {inst}, NULL, '{{}}', {cls}, 0.3 + 0.7 * (1.0 - ((i * 104729) % 997) * ((i * 104729) % 997) / 994009.0),
+                   {inst}, NULL, '{{}}', {cls},
+                   0.3 + 0.7 * (1.0 - ((i * 104729) % 997) * ((i * 104729) % 997) / 994009.0),
                    '[]', 0.3 + 0.7 * (1.0 - ((i * 104729) % 997) * ((i * 104729) % 997) / 994009.0) < 0.5,
                    '2024-01-01T00:00:00Z' FROM seq""")
         conn.execute("COMMIT")
@@ -95,7 +97,8 @@ def generate(path: Path, n_images: int, n_scenes: int) -> None:
     lm_cls = _case(HIRISE, "(k * 31 + s) % 7")
     conn.execute(f"""
         WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < {n_scenes * per_scene - 1})
-        INSERT INTO landmarks SELECT '{HIRISE_MODEL}', printf('%064x', s), k + 1, printf('ESP_%06d_%04d_RED', s, 1000 + s % 9000),
+        INSERT INTO landmarks SELECT '{HIRISE_MODEL}', printf('%064x', s), k + 1,
+               printf('ESP_%06d_%04d_RED', s, 1000 + s % 9000),
                NULL, (k * 97) % 1900, (k * 53) % 2800, 60, 60, 0, 0, 700, 700, 3600, 1.0, {lm_cls},
                0.6 + 0.4 * ((n * 7919) % 101) / 101.0, '[]', 0, '2024-01-01T00:00:00Z'
         FROM (SELECT n, n / {per_scene} AS s, n % {per_scene} AS k FROM seq)""")

@@ -117,7 +117,8 @@ def main() -> None:
     from baseline_tree import baseline_tree, call_in_tree
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    trees = {"now": ROOT} if not args.baseline else {args.baseline: baseline_tree(args.baseline, args.workdir), "now": ROOT}
+    trees = ({"now": ROOT} if not args.baseline
+             else {args.baseline: baseline_tree(args.baseline, args.workdir), "now": ROOT})
     pristine = {}
     for label, root in trees.items():
         schema = subprocess.run([sys.executable, "-c", "from deepmars.catalog import SCHEMA_VERSION as v; print(v)"],
@@ -134,7 +135,8 @@ def main() -> None:
             for kind, values in got.items():
                 times[label].setdefault(kind, []).extend(values)
     head = " | ".join(f"{label} median ms | {label} p95 ms" for label in trees)
-    print(f"\n{args.batch_size} rows per predict batch, on a catalog of {args.prefill:,} images; {args.rounds} rounds\n")
+    print(f"\n{args.batch_size} rows per predict batch, on a catalog of {args.prefill:,} images; "
+          f"{args.rounds} rounds\n")
     print(f"| write | {head} |\n|---|{'---|---|' * len(trees)}")
     for kind in times["now"]:
         cells = []

@@ -147,7 +147,8 @@ def main() -> int:
     print(f"\n{'step':<20}{'result':<8}{'wall s':>8}  figure")
     for st in steps:
         print(f"{st.name:<20}{'ok' if st.ok else 'FAILED':<8}{st.seconds:8.1f}  {st.figure}")
-    print(f"total {sum(st.seconds for st in steps):.0f} s on {'GPU ' + torch.cuda.get_device_name(0) if gpu else 'CPU'}")
+    print(f"total {sum(st.seconds for st in steps):.0f} s on "
+          f"{'GPU ' + torch.cuda.get_device_name(0) if gpu else 'CPU'}")
     for st in steps:
         if not st.ok:
             print(f"\n--- {st.name}: last output ---\n{st.tail}", file=sys.stderr)

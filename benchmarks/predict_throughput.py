@@ -216,7 +216,7 @@ def print_table(results, answers: dict, measured: dict) -> None:
         test = measured.get((config.runtime, config.precision))
         acc = f"{100 * test.accuracy:.2f}" if test else "-"
         test_agree = f"{100 * test.top1_agreement:.2f}%" if test else "-"
-        rounds = " ".join(f"{m:.1f}/{e:.1f}" for m, e in zip(model_rates, e2e_rates))
+        rounds = " ".join(f"{m:.1f}/{e:.1f}" for m, e in zip(model_rates, e2e_rates, strict=True))
         print(f"{config.name:<36} {base:>10.1f} {e2e:>10.1f} {e2e / base:>5.2f} {speedup:>11} "
               f"{100 * agree:>10.2f}% {dconf:>9.2g} {acc:>8} {test_agree:>10}  {rounds}")
     print("(img/s; top-1 agree and max dconf: catalog rows against eager fp32's on the same images; test acc and "

@@ -141,7 +141,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {where}; {cuda_report()}")
     print(f"EfficientNet-Lite0 at {args.img_size} px, batch {args.batch}, {args.iters} iterations "
           f"({WARMUP} warm-up) x2, channels_last")
-    print(f"{'precision':>9}  {'full loop img/s':>15}  {'model only img/s':>16}  {'ratio':>5}   runs (full | model only)")
+    print(f"{'precision':>9}  {'full loop img/s':>15}  {'model only img/s':>16}  {'ratio':>5}   "
+          "runs (full | model only)")
     for p, (full, bare) in rates.items():
         f, b = statistics.median(full), statistics.median(bare)
         print(f"{p:>9}  {f:15.1f}  {b:16.1f}  {f / b:5.2f}   {', '.join(f'{v:.1f}' for v in full)} | "

@@ -373,7 +373,8 @@ class TrainerConfig:
         require(_fraction(self.label_smoothing, top_open=True), "label_smoothing", self.label_smoothing,
                 "a number in [0, 1)")
         require(self.probe_c > 0, "probe_c", self.probe_c, "a number > 0")
-        require(self.probe_c_choices is None or (len(self.probe_c_choices) > 0 and all(c > 0 for c in self.probe_c_choices)),
+        require(self.probe_c_choices is None
+                or (len(self.probe_c_choices) > 0 and all(c > 0 for c in self.probe_c_choices)),
                 "probe_c_choices", self.probe_c_choices, "a non-empty list of numbers > 0, or null")
         require(len(self.wise_ft_alphas) > 0 and all(_fraction(a) for a in self.wise_ft_alphas), "wise_ft_alphas",
                 list(self.wise_ft_alphas), "a non-empty list of numbers in [0, 1]")

@@ -108,7 +108,8 @@ def run(name: str, cache: str) -> None:
         cols = [all_views.index(v) for v in views]
         f = feats[:, cols] if mid else feats[:, cols, :FINAL]
         rs = [score(f, data.targets, idx, len(ds.class_names)) for idx in splits]
-        cells = [f"{np.mean([r[k] for r in rs]):.3f}" + (f" +- {np.std([r[k] for r in rs], ddof=1):.3f}" if len(rs) > 1 else "")
+        cells = [f"{np.mean([r[k] for r in rs]):.3f}"
+                 + (f" +- {np.std([r[k] for r in rs], ddof=1):.3f}" if len(rs) > 1 else "")
                  for k in keys]
         cs = ",".join(f"{r['C']:g}" for r in rs)
         ts = ",".join(f"{r['T']:.2f}" for r in rs)

@@ -2,8 +2,9 @@
 
 ``prediction_counts``: rows of ``predictions`` per model, class, instrument and abstained flag, at four
 sol resolutions (``sols``): 0 = every row (with or without a sol), 1 = per sol, and bins of 10 and
-50 sols (rows with a sol >= 0; a negative sol, should one occur, is counted per sol only). Each row holds ``n`` (its rows) and one cumulative column per value of
-CONFIDENCE_GRID (``n_ge_0_93``: its rows with confidence >= 0.93). So:
+50 sols (rows with a sol >= 0; a negative sol, should one occur, is counted per sol only). Each row
+holds ``n`` (its rows) and one cumulative column per value of CONFIDENCE_GRID (``n_ge_0_93``: its
+rows with confidence >= 0.93). So:
 
 - a confidence threshold on the grid is one column, whatever the threshold (no sum over steps);
   any other threshold t is the column of the next grid value above it plus the rows between t
@@ -79,7 +80,8 @@ def _counts_drop_empty(row: str) -> list[str]:
            f"IFNULL({row}.instrument, '') AND abstained = {row}.abstained AND n = 0")
     levels = [("0", "0", ""), ("1", f"{row}.sol", f" AND {row}.sol IS NOT NULL")]
     levels += [(str(w), f"{row}.sol / {w}", f" AND {row}.sol >= 0") for w in SOL_LEVELS[:-1]]
-    return [f"DELETE FROM prediction_counts WHERE sols = {w} AND sol_bin = {b} AND {key}{guard}" for w, b, guard in levels]
+    return [f"DELETE FROM prediction_counts WHERE sols = {w} AND sol_bin = {b} AND {key}{guard}"
+            for w, b, guard in levels]
 
 
 def _trigger(name: str, event: str, table: str, statements: list[str]) -> str:
@@ -136,8 +138,9 @@ _COUNTS_OF_SCENE = ("SELECT {i}.id, c.count_confidence, c.class, {i}.model_id, c
 _FILL_SCENE_COUNTS = ("INSERT INTO scene_counts SELECT i.id, c.count_confidence, c.class, c.model_id, c.n, "
                       "i.source_image, i.landmarks FROM landmark_counts c JOIN landmark_images i "
                       "ON i.model_id = c.model_id AND i.sha256 = c.sha256")
-_DROP_COUNT = ("DELETE FROM scene_counts WHERE scene_id = (SELECT id FROM landmark_images WHERE model_id = OLD.model_id "
-               "AND sha256 = OLD.sha256) AND count_confidence = OLD.count_confidence AND class = OLD.class")
+_DROP_COUNT = ("DELETE FROM scene_counts WHERE scene_id = (SELECT id FROM landmark_images "
+               "WHERE model_id = OLD.model_id AND sha256 = OLD.sha256) "
+               "AND count_confidence = OLD.count_confidence AND class = OLD.class")
 _SCENE_COUNT_STATEMENTS = {  # (table, event) -> what it does to scene_counts
     ("landmark_counts", "insert"): ["INSERT INTO scene_counts " + _SCENE_OF_COUNT.format(c="NEW")],
     ("landmark_counts", "delete"): [_DROP_COUNT],

@@ -277,7 +277,8 @@ SEARCH_SCHEMA: tuple[str, ...] = (
     # result pages without a class filter, and every model at once
     "CREATE INDEX predictions_by_confidence ON predictions (model_id, confidence)",
     # sol ranges (exact counts at the edges of the histogram bins) and HiRISE crops by source image
-    "CREATE INDEX predictions_by_sol ON predictions (model_id, sol, predicted_class, instrument, confidence, abstained)",
+    "CREATE INDEX predictions_by_sol ON predictions "
+    "(model_id, sol, predicted_class, instrument, confidence, abstained)",
     "CREATE INDEX predictions_by_source ON predictions (model_id, source_image, confidence) "
     "WHERE source_image IS NOT NULL",
     f"CREATE VIRTUAL TABLE prediction_text USING fts5({', '.join(_PREDICTION_TEXT)}, content='predictions', "

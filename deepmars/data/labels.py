@@ -109,7 +109,7 @@ def read_class_file(path: Path, fmt: str = "indexed", *, header: bool = False,
 def _column_positions(path: Path, line: int, head: list[str], columns: tuple[Column, Column]) -> tuple[int, int]:
     """``dataset.classes.columns`` as positions, header names looked up in the header row."""
     out = []
-    for key, column in zip(("id", "name"), columns):
+    for key, column in zip(("id", "name"), columns, strict=True):
         if isinstance(column, str):
             if column not in head:
                 raise DataError(f"the header row has no column {column!r} (dataset.classes.columns.{key}); "
@@ -140,7 +140,8 @@ def read_label_file(path: Path, class_ids: set[int]) -> list[LabelLine]:
         if not fields:
             continue
         if len(fields) != 2:
-            problems.append((path, lineno, f"expected '<image> <class id>' (2 fields), got {len(fields)}: {raw.strip()!r}"))
+            problems.append((path, lineno,
+                             f"expected '<image> <class id>' (2 fields), got {len(fields)}: {raw.strip()!r}"))
             continue
         name, cid_text = fields
         try:

@@ -12,7 +12,8 @@ from deepmars.inference.logits import predict_logits
 from deepmars.models.bundle import ModelBundle
 
 
-def predictions_for(data: DecodedImages, logits: np.ndarray | None = None, probs: np.ndarray | None = None) -> SplitPredictions:
+def predictions_for(data: DecodedImages, logits: np.ndarray | None = None,
+                    probs: np.ndarray | None = None) -> SplitPredictions:
     """SplitPredictions with each image's sol and instrument when its file name carries them."""
     sols = [s.meta.get("sol") for s in data.samples]
     groups = [s.meta.get("instrument") for s in data.samples]

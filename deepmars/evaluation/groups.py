@@ -59,7 +59,7 @@ def route_by_group(probs_by_group: dict[str, np.ndarray], groups: np.ndarray) ->
         raise DataError(f"groups must be a 1-D array with one value per sample, got shape {groups.shape}")
     n = groups.size
     present, counts = np.unique(groups, return_counts=True)
-    missing = [(str(g), int(k)) for g, k in zip(present, counts) if str(g) not in probs_by_group]
+    missing = [(str(g), int(k)) for g, k in zip(present, counts, strict=True) if str(g) not in probs_by_group]
     if missing:
         listed = ", ".join(f"{g!r} ({k} sample{'s' if k != 1 else ''})" for g, k in missing)
         raise ConfigError(

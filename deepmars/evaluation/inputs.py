@@ -36,7 +36,7 @@ def check_class_names(model_names: Sequence[str], data_names: Sequence[str]) -> 
         if dupes:
             problems.append(f"repeated in the {who}: {dupes}")
     if not problems:
-        i = next(i for i, (a, b) in enumerate(zip(model_names, data_names)) if a != b)
+        i = next(i for i, (a, b) in enumerate(zip(model_names, data_names, strict=True)) if a != b)
         problems.append(
             f"same classes in a different order: index {i} is {model_names[i]!r} in the model "
             f"but {data_names[i]!r} in the data set"

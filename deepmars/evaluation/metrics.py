@@ -167,4 +167,5 @@ def write_confusion_csv(matrix: np.ndarray, class_names: Sequence[str], path: st
 
 def write_confused_pairs_csv(pairs: Sequence[ConfusedPair], path: str | Path) -> Path:
     """CSV of the most-confused pairs, in the order given."""
-    return write_csv(path, ["true", "predicted", "count", "rate"], [(p.true, p.predicted, p.count, p.rate) for p in pairs])
+    return write_csv(path, ["true", "predicted", "count", "rate"],
+                     [(p.true, p.predicted, p.count, p.rate) for p in pairs])

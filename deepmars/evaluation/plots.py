@@ -130,7 +130,7 @@ def plot_drift(windows_by_split: Mapping[str, Sequence[SolWindow]], path: str | 
         x = [0.5 * (w.start + w.end) for w in windows]
         y = [w.accuracy for w in windows]
         line, = ax.plot(x, y, marker="o", label=split)
-        for xi, yi, w in zip(x, y, windows):
+        for xi, yi, w in zip(x, y, windows, strict=True):
             ax.annotate(str(w.n), (xi, yi), textcoords="offset points", xytext=(0, 5),
                         ha="center", fontsize=7, color=line.get_color())
     ax.set_ylim(-0.02, 1.05)

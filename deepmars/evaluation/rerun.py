@@ -89,4 +89,5 @@ def _log_run(cfg: DictConfig, experiment_id: str, model_id: str, metrics: dict, 
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out), "evaluation")
-        log.info("evaluation run %s; open the UI with: %s", run.info.run_id, tracking.ui_command(mlflow.get_tracking_uri()))
+        log.info("evaluation run %s; open the UI with: %s", run.info.run_id,
+                 tracking.ui_command(mlflow.get_tracking_uri()))

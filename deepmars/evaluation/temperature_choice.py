@@ -29,7 +29,8 @@ def choose_temperature(mode: str, logits: np.ndarray, targets: np.ndarray) -> tu
         return fitted, {}
     half = len(targets) // 2
     parts = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
-    ece_fitted = np.mean([expected_calibration_error(softmax(logits[b], fit_temperature(logits[a], targets[a])), targets[b])
+    ece_fitted = np.mean([expected_calibration_error(softmax(logits[b], fit_temperature(logits[a], targets[a])),
+                                                     targets[b])
                           for a, b in parts])
     ece_none = np.mean([expected_calibration_error(softmax(logits[b]), targets[b]) for _, b in parts])
     keep = ece_fitted < ece_none

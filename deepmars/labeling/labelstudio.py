@@ -87,7 +87,7 @@ def import_annotations(store: LabelStore, source: Path) -> Imported:
     answers = _answers(store, tasks, source)
     written = store.import_events([(a.item_id, a.user, "label" if a.class_id is not None else "later", a.class_id,
                                     SOURCE, a.external_id, a.created_at) for a in answers])
-    later = sum(1 for a, w in zip(answers, written) if w and a.class_id is None)
+    later = sum(1 for a, w in zip(answers, written, strict=True) if w and a.class_id is None)
     return Imported(sum(1 for w in written if w) - later, later, sum(1 for w in written if not w))
 
 

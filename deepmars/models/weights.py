@@ -90,7 +90,7 @@ def load_lite_package(model: nn.Module, head: str, keyword: str) -> None:
         raise WeightsError(f"{keyword}: expected {pkg.tensors} tensors in the file "
                            f"and in the model, found {len(src)} and {len(dst)}")
     mapped, skipped = {}, []
-    for (src_name, src_t), (dst_name, dst_t) in zip(src, dst):
+    for (src_name, src_t), (dst_name, dst_t) in zip(src, dst, strict=True):
         if src_name.startswith(PACKAGE_CLASSIFIER) != _is_head(dst_name, head):
             raise WeightsError(f"{keyword}: tensor order does not match: file "
                                f"{src_name!r} would load into {dst_name!r}")
@@ -103,7 +103,7 @@ def load_lite_package(model: nn.Module, head: str, keyword: str) -> None:
         mapped[dst_name] = src_t
     model.load_state_dict(mapped, strict=False)
     log.info("loaded %d ImageNet tensors from the %s package", len(mapped), pkg.module)
-    _log_skipped(skipped, {k: t for (_, t), (k, _) in zip(src, dst)}, model, head, "the package")
+    _log_skipped(skipped, {k: t for (_, t), (k, _) in zip(src, dst, strict=True)}, model, head, "the package")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -77,7 +77,8 @@ def run_query(opts: QueryOptions, out: TextIO | None = None) -> int:
             return 0
         sel = selection(catalog, model_id, opts)
         n_models = len(catalog.models())
-        note = f" (latest run's of {n_models} models; model=... picks another)" if n_models > 1 and not opts.model else ""
+        note = (f" (latest run's of {n_models} models; model=... picks another)"
+                if n_models > 1 and not opts.model else "")
         print(f"model {model_id}{note}  filters: {sel.description}", file=out)
         precision = precision_note(catalog, model_id)
         if precision:
@@ -166,7 +167,8 @@ def _write_parquet(path: Path, columns: list[tuple[str, str]], rows: sqlite3.Cur
     with pq.ParquetWriter(tmp, schema) as writer:
         while batch := rows.fetchmany(EXPORT_BATCH):
             writer.write_table(pa.Table.from_arrays(
-                [pa.array(col, type=schema.field(i).type) for i, col in enumerate(zip(*batch))], schema=schema))
+                [pa.array(col, type=schema.field(i).type) for i, col in enumerate(zip(*batch, strict=True))],
+                schema=schema))
             n += len(batch)
     tmp.replace(path)
     return n

@@ -176,7 +176,7 @@ def chunk_rows(chunk: Chunk, model: Classifier, store: PredictionStore, settings
     if probs is None and chunk.pixels is not None:
         probs = model.probabilities(chunk.pixels)
     if chunk.decoded_index:
-        for i, row_probs in zip(chunk.decoded_index, probs):
+        for i, row_probs in zip(chunk.decoded_index, probs, strict=True):
             ranked = rank(row_probs, model.class_names, opts.top_k)
             predictions.append(_prediction_row(chunk.items[i], model.model_id, ranked, opts, now, summary))
         summary.classified += len(chunk.decoded_index)

@@ -224,7 +224,7 @@ def _rerank(store: LabelStore, head: LinearHead, data: _Data, run_id: str) -> No
     probs = head.probabilities(data.features.rows([by_path[it.path].name for it in items]))
     names = data.ds.class_names
     fresh = []
-    for it, p in zip(items, probs):
+    for it, p in zip(items, probs, strict=True):
         ranked = rank(p, names, len(names))
         s = from_top_k(ranked.top_k, len(names))
         fresh.append(NewItem(it.path, it.name, it.image_root, it.random_key, f"runs:/{run_id}", ranked.predicted_class,
@@ -233,7 +233,7 @@ def _rerank(store: LabelStore, head: LinearHead, data: _Data, run_id: str) -> No
 
 
 def _class_counts(labels_file: Path, ds: LabeledDataset) -> dict:
-    names = dict(zip(ds.class_ids, ds.class_names))
+    names = dict(zip(ds.class_ids, ds.class_names, strict=True))
     counts: dict[str, int] = {}
     for line in labels_file.read_text(encoding="utf-8").splitlines():
         name = names[int(line.split()[1])]

@@ -128,5 +128,5 @@ def streaming_batches(samples: list[Sample], pre: Preprocess, plan: BatchPlan, s
             keys.append(idx.tolist())
     loader = DataLoader(_FileDataset(samples, pre), batch_sampler=keys, num_workers=workers,
                         collate_fn=_Collate(pre, dist.active), persistent_workers=False)
-    for batch, size in zip(loader, sizes):
+    for batch, size in zip(loader, sizes, strict=True):
         yield batch._replace(size=size)

@@ -58,7 +58,8 @@ def view_features(model: nn.Module, head: nn.Module, images: np.ndarray, pre: Pr
 
 
 def cache_key(model_cfg: Mapping, pre: Preprocess, dtype: str) -> str:
-    """Names the backbone setting: weights, feature blocks, preprocessing and precision (not the head, not the views)."""
+    """Names the backbone setting: weights, feature blocks, preprocessing and precision (not the head, not the
+    views)."""
     what = {k: model_cfg.get(k) for k in ("source", "name", "pretrained")}
     what["feature_blocks"] = sorted(int(b) for b in (model_cfg.get("feature_blocks") or []))
     pretrained = str(model_cfg.get("pretrained"))
@@ -93,13 +94,13 @@ class FeatureCache:
             entries: dict[str, np.ndarray] = {}
             if path.is_file():
                 with np.load(path) as z:
-                    entries = dict(zip(z["digests"].tolist(), z["features"]))
+                    entries = dict(zip(z["digests"].tolist(), z["features"], strict=True))
             self._loaded[view] = entries
         return self._loaded[view]
 
     def add(self, view: str, digests: Sequence[str], features: np.ndarray) -> None:
         entries = self.get(view)
-        entries.update(zip(digests, features))
+        entries.update(zip(digests, features, strict=True))
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self._path(view).with_name(f".{view}.tmp.npz")
         keys = sorted(entries)

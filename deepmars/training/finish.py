@@ -128,7 +128,8 @@ def log_mlflow_model(model: torch.nn.Module, pre) -> None:
     level = mlflow_log.level
     mlflow_log.setLevel(logging.ERROR)  # its pickle warning is the choice documented above
     try:
-        mlflow.pytorch.log_model(copy.deepcopy(model).cpu(), name="model", serialization_format="pickle", input_example=example)
+        mlflow.pytorch.log_model(copy.deepcopy(model).cpu(), name="model", serialization_format="pickle",
+                                 input_example=example)
     finally:
         mlflow_log.setLevel(level)
 

@@ -47,7 +47,8 @@ def penultimate_features(model: nn.Module, head: nn.Linear, images: np.ndarray, 
     return torch.cat(captured).reshape(len(images), -1).numpy()
 
 
-def fit_probe(features: np.ndarray, targets: np.ndarray, num_classes: int, c: float) -> tuple[np.ndarray, np.ndarray, float]:
+def fit_probe(features: np.ndarray, targets: np.ndarray, num_classes: int,
+              c: float) -> tuple[np.ndarray, np.ndarray, float]:
     """(weight C x D, bias C, training accuracy) of a logistic regression on ``features``."""
     clf = LogisticRegression(C=c, max_iter=2000)
     clf.fit(features, targets)

@@ -73,7 +73,8 @@ def describe_param_groups(groups: list[dict]) -> str:
         rows.append((g.get("name", "?"), str(len(g["params"])), f"{sum(p.numel() for p in g['params']):,}",
                      f"{g['lr']:.4g}", f"{g.get('weight_decay', 0.0):.4g}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     return "\n".join(lines)
 

@@ -107,11 +107,13 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
     first = next(iter(bundles.values()))
     batch = int(cfg.trainer.eval_batch_size)
     field = str(cfg.per_group.field)
-    data = {n: decode_for(first, splits[n], int(cfg.trainer.num_workers), f"decode {n}") for n in ("train", "val", "test")}
+    data = {n: decode_for(first, splits[n], int(cfg.trainer.num_workers), f"decode {n}")
+            for n in ("train", "val", "test")}
     routed = {n: _routed(bundles, d, field, batch) for n, d in data.items()}
     compare = {}
     if cfg.per_group.compare_model:
-        single = load_bundle(str(cfg.per_group.compare_model), cfg.tracking.uri and tracking.resolve_uri(str(cfg.tracking.uri)))
+        single = load_bundle(str(cfg.per_group.compare_model),
+                             cfg.tracking.uri and tracking.resolve_uri(str(cfg.tracking.uri)))
         single.model.to(device)
         # The single model sees images through its own preprocessing (its input size may differ);
         # the images already decoded are reused when it is the same.
@@ -120,10 +122,12 @@ def _combined_report(cfg: DictConfig, bundles: dict[str, ModelBundle], client, p
         compare["single model"] = {n: _single(single, d, batch) for n, d in own.items()}
     name = f"{cfg.dataset.name}-inst"
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(cfg.trainer.checkpoint_dir).parent / "evaluation_per_group" if cfg.trainer.checkpoint_dir else Path(tmp)
+        out = (Path(cfg.trainer.checkpoint_dir).parent / "evaluation_per_group" if cfg.trainer.checkpoint_dir
+               else Path(tmp))
         # Each routed posterior is already calibrated by its own network's temperature.
         metrics = write_report(routed, first.class_names, out, dataset=str(cfg.dataset.name),
-                               model_name=name, title=f"{name}: one model per {field}", compare=compare, temperature=1.0)
+                               model_name=name, title=f"{name}: one model per {field}", compare=compare,
+                               temperature=1.0)
         if client:
             for k, v in metrics.items():
                 client.log_metric(parent_id, k, v)

@@ -112,7 +112,8 @@ def train_batches(cfg: DictConfig, train: DecodedImages | list[Sample], pre: Pre
     return streaming_batches(train, pre, plan, start, stop, int(cfg.trainer.num_workers), dist)
 
 
-def probe_head(cfg: DictConfig, model: torch.nn.Module, train_data, train_samples: list[Sample], pre: Preprocess) -> dict:
+def probe_head(cfg: DictConfig, model: torch.nn.Module, train_data, train_samples: list[Sample],
+               pre: Preprocess) -> dict:
     """LP-FT's first stage, on the decoded training images (decoded here if not cached)."""
     data = train_data if isinstance(train_data, DecodedImages) else decode_split(cfg, train_samples, pre, "train")
     head = model.get_submodule(head_prefix(model, cfg.model.head))
@@ -189,7 +190,8 @@ def _train(cfg: DictConfig, dist: Distributed, device: torch.device, precision: 
     model.to(device)
     checkpoint_dir = resume.checkpoint_dir if resume else Path(cfg.trainer.checkpoint_dir)
     with RunSession(cfg, experiment_id, resume, checkpoint_dir) as session:
-        train_data = decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory" else splits["train"]
+        train_data = (decode_split(cfg, splits["train"], pre, "train") if cfg.trainer.cache == "memory"
+                      else splits["train"])
         val = decode_split(cfg, splits["val"], pre, "val") if dist.is_main else None
         if not cfg.trainer.fine_tune:
             session.log_start(ds, splits, train_data, val)
@@ -202,7 +204,8 @@ def _train(cfg: DictConfig, dist: Distributed, device: torch.device, precision: 
             check_alphas(cfg.trainer.wise_ft_alphas)
             save_atomic({"model": to_cpu(model.state_dict())}, checkpoint_dir / START)
         optimizer = build_optimizer(cfg, model)
-        targets = train_data.targets if isinstance(train_data, DecodedImages) else np.array([s.target for s in train_data])
+        targets = (train_data.targets if isinstance(train_data, DecodedImages)
+                   else np.array([s.target for s in train_data]))
         schedule = build_scheduler(optimizer, OmegaConf.to_object(cfg.schedule), max_iters)
         loop = Loop(model=model, optimizer=optimizer, scheduler=schedule,
                     criterion=build_criterion(cfg, targets, len(ds.class_names)), preprocess=pre,

@@ -130,8 +130,9 @@ class ImageCounts:
             abstained = "" if self.q.filters.abstained else " AND abstained = 0"
             for sols, first, last in _selection(self.q):
                 rows = self.conn.execute(
-                    f"SELECT model_id, predicted_class, instrument, sum({self.threshold.column}) FROM prediction_counts "
-                    f"WHERE sols = ? AND sol_bin BETWEEN ? AND ?{abstained} GROUP BY 1, 2, 3", (sols, first, last))
+                    f"SELECT model_id, predicted_class, instrument, sum({self.threshold.column}) "
+                    f"FROM prediction_counts WHERE sols = ? AND sol_bin BETWEEN ? AND ?{abstained} GROUP BY 1, 2, 3",
+                    (sols, first, last))
                 for model, name, instrument, n in rows:
                     tallies[(model, name, _instrument(instrument))] += n
             if self.threshold.between is not None:
@@ -173,7 +174,7 @@ class ImageCounts:
             sums = "".join(", sum(IFNULL(instrument, '') = ?)" for _ in instruments)
             for name, *per_instrument in self._rows_between(f"predicted_class{sums}", ["model_id = ?", *conds],
                                                             [model, *params], "predicted_class", instruments):
-                for instrument, n in zip(instruments, per_instrument):
+                for instrument, n in zip(instruments, per_instrument, strict=True):
                     out[(model, name, _instrument(instrument))] += n
         return out
 

@@ -105,7 +105,7 @@ def page(conn: sqlite3.Connection, q: Query, models: tuple[str, ...], after: Cur
 def detail(conn: sqlite3.Connection, image_id: int) -> dict | None:
     cur = conn.execute("SELECT * FROM predictions WHERE id = ?", (image_id,))
     row = cur.fetchone()
-    return None if row is None else dict(zip([c[0] for c in cur.description], row))
+    return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
 def export_rows(conn: sqlite3.Connection, q: Query) -> sqlite3.Cursor:

@@ -48,7 +48,8 @@ class SceneQuery:
         return len(self.min_counts) > 1 and not self.fts and not self.filters.source_image
 
 
-def scene_query(filters: Filters, text: ParsedText, count_confidence: float, models: tuple[str, ...] = ()) -> SceneQuery:
+def scene_query(filters: Filters, text: ParsedText, count_confidence: float,
+                models: tuple[str, ...] = ()) -> SceneQuery:
     wanted = dict.fromkeys(filters.classes + text.classes, 1)
     for name, n in filters.min_counts:
         wanted[name] = max(n, wanted.get(name, 0))
@@ -227,7 +228,7 @@ def landmark_counts_of(conn: sqlite3.Connection, ids: list[int], count_confidenc
 def detail(conn: sqlite3.Connection, scene_id: int) -> dict | None:
     cur = conn.execute("SELECT * FROM landmark_images WHERE id = ?", (scene_id,))
     row = cur.fetchone()
-    return None if row is None else dict(zip([c[0] for c in cur.description], row))
+    return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
 def landmarks(conn: sqlite3.Connection, model_id: str, sha256: str) -> list[dict]:
@@ -235,7 +236,7 @@ def landmarks(conn: sqlite3.Connection, model_id: str, sha256: str) -> list[dict
                        "confidence, top_k, abstained, crop_file FROM landmarks WHERE model_id = ? AND sha256 = ? "
                        "ORDER BY landmark_id", (model_id, sha256))
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, r)) for r in cur]
+    return [dict(zip(names, r, strict=True)) for r in cur]
 
 
 def export_rows(conn: sqlite3.Connection, q: SceneQuery) -> sqlite3.Cursor:

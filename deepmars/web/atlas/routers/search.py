@@ -106,8 +106,10 @@ def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection 
     top_sources = Counter(dict(sources.most_common(SOURCE_IMAGE_FACET_SIZE)))
     return Facets(kind="images", total=_fts_guard(counts.total),
                   model=_values(_fts_guard(counts.facet, "model"), filters.models, labels),
-                  class_=_values(_fts_guard(counts.facet, "class"), tuple(c for c in q.classes if c != images.NO_CLASS)),
-                  instrument=[v for v in _values(_fts_guard(counts.facet, "instrument"), filters.instruments) if v.value],
+                  class_=_values(_fts_guard(counts.facet, "class"),
+                                 tuple(c for c in q.classes if c != images.NO_CLASS)),
+                  instrument=[v for v in _values(_fts_guard(counts.facet, "instrument"), filters.instruments)
+                              if v.value],
                   sol=[SolBin(start=b * SOL_BIN, end=b * SOL_BIN + SOL_BIN - 1, count=n)
                        for b, n in sorted(bins.items()) if b is not None and n],
                   source_image=_values(top_sources, (filters.source_image,) if filters.source_image else ()))
