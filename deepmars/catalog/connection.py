@@ -48,6 +48,21 @@ def lock_errors_named(path: Path) -> Iterator[None]:
                             "wait for it to finish, or write to another catalog= file", path) from None
 
 
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE .. COMMIT, rolled back on any exception (KeyboardInterrupt included); a lock
+    held by another process is named with ``path``."""
+    with lock_errors_named(path):
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    with lock_errors_named(path):
+        conn.execute("COMMIT")
+
+
 class Catalog:
     """One open catalog file. Not shared between processes; workers use ``open_reader``."""
 
@@ -100,15 +115,8 @@ class Catalog:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT, rolled back on any exception (KeyboardInterrupt included)."""
-        with lock_errors_named(self.path):
-            self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        with lock_errors_named(self.path):
-            self.conn.execute("COMMIT")
+        with immediate_transaction(self.conn, self.path) as conn:
+            yield conn
 
     # ------------------------------------------------------------------ models
     def register_model(self, info: ModelInfo) -> None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from deepmars.catalog.connection import lock_errors_named
+from deepmars.catalog.connection import immediate_transaction
 from deepmars.catalog.label_schema import ITEM_COLUMNS, LABEL_QUEUE, EventRow, ItemRow
 from deepmars.catalog.sqlite_file import open_versioned
 from deepmars.errors import ConfigError, DataError
@@ -194,15 +194,8 @@ class LabelStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with lock_errors_named(self.path):
-            self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        with lock_errors_named(self.path):
-            self.conn.execute("COMMIT")
+        with immediate_transaction(self.conn, self.path) as conn:
+            yield conn
 
     def _now(self) -> str:
         return iso(self.clock())
