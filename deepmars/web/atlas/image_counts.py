@@ -172,8 +172,9 @@ class ImageCounts:
                 "SELECT DISTINCT instrument FROM prediction_counts WHERE sols = 0 AND sol_bin = 0 AND model_id = ?",
                 (model,))]
             sums = "".join(", sum(IFNULL(instrument, '') = ?)" for _ in instruments)
-            for name, *per_instrument in self._rows_between(f"predicted_class{sums}", ["model_id = ?", *conds],
-                                                            [model, *params], "predicted_class", instruments):
+            # each row ends with the class's count over all instruments, which the sums already hold
+            for name, *per_instrument, _all in self._rows_between(f"predicted_class{sums}", ["model_id = ?", *conds],
+                                                                  [model, *params], "predicted_class", instruments):
                 for instrument, n in zip(instruments, per_instrument, strict=True):
                     out[(model, name, _instrument(instrument))] += n
         return out
