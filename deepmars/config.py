@@ -380,6 +380,9 @@ class TrainerConfig:
                 list(self.wise_ft_alphas), "a non-empty list of numbers in [0, 1]")
         require(self.fine_tune or self.head_init == HeadInit.linear_probe, "fine_tune", self.fine_tune,
                 "true, or false with trainer.head_init=linear_probe (then only the head is trained, by the probe)")
+        require(self.fine_tune or self.class_balance != ClassBalance.sampler, "class_balance", str(self.class_balance),
+                "none or loss when trainer.fine_tune is false (the head is one logistic-regression fit: loss "
+                "weighs each class's images by 1 / its count; there are no batches to sample)")
         require(self.fine_tune or self.cache == Cache.memory, "cache", str(self.cache),
                 "memory when trainer.fine_tune is false (the probe reads decoded images)")
         require(is_device(self.device), "device", self.device, DEVICE_FORMS)

@@ -269,6 +269,8 @@ def test_paper_presets_are_present_and_carry_the_paper_recipe(tmp_path):
     (["model.source=keras"], "model.source: got 'keras', allowed: one of timm, torchvision"),
     (["model.img_size=0"], "model.img_size: got 0, allowed: an integer > 0 or null"),
     (["trainer.class_balance=weights"], "trainer.class_balance: got 'weights', allowed: one of none, sampler, loss"),
+    (["experiment=msl_lite0_frozen", "trainer.class_balance=sampler"],
+     "trainer.class_balance: got 'sampler', allowed: none or loss when trainer.fine_tune is false"),
     (["trainer.progress=quiet"], "trainer.progress: got 'quiet', allowed: one of auto, bar, log"),
     (["dataset.classes.format=tsv"], "dataset.classes.format: got 'tsv', allowed: one of indexed, csv"),
     (["dataset.classes.header=true"], "dataset.classes.format: got 'indexed', allowed: csv when header or columns"),

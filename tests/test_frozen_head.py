@@ -67,3 +67,32 @@ def test_without_refit_the_saved_head_is_the_one_fitted_on_train():
     np.testing.assert_array_equal(fitted.final_bias, bias)
     assert fitted.refit_train_val_acc is None
     np.testing.assert_array_equal(split_logits(fitted, "test", test[0]), view_logits(test[0], weight, bias))
+
+
+def imbalanced_features(seed: int = 0, dim: int = 6, views: int = 2):
+    """Train with one common class and two rare ones whose images overlap the common class's."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1.0, (3, dim))
+
+    def split(counts):
+        y = np.repeat(np.arange(3), counts)
+        x = centres[y] + rng.normal(0, 1.5, (len(y), dim))
+        return (x[:, None, :] + rng.normal(0, 0.3, (len(y), views, dim))).astype(np.float32), y
+
+    return split([300, 15, 15]), split([20, 20, 20])
+
+
+def test_class_balanced_head_weighs_each_class_equally_in_choice_and_refit():
+    train, val = imbalanced_features()
+    fitted = fit_frozen_head(*train, *val, 3, CHOICES, refit_on_train_val=True, class_balanced=True)
+    weights = len(train[1]) / (3 * np.bincount(train[1]))[train[1]]
+    for c, acc in fitted.val_acc_by_c.items():  # each C scored by the balanced train-only head
+        clf = LogisticRegression(C=c, max_iter=2000).fit(train[0].mean(1), train[1], sample_weight=weights)
+        probs = np.mean([clf.predict_proba(val[0][:, v]) for v in range(2)], axis=0)
+        assert acc == pytest.approx(float((probs.argmax(1) == val[1]).mean()))
+    both = np.concatenate([train[0].mean(1), val[0].mean(1)]), np.concatenate([train[1], val[1]])
+    np.testing.assert_array_equal(fitted.final_weight, fit_probe(*both, 3, fitted.c, class_balanced=True)[0])
+
+    plain = fit_frozen_head(*train, *val, 3, (fitted.c,))
+    rare = lambda w, b: int(np.isin(view_logits(val[0], w, b).argmax(1), [1, 2]).sum())  # noqa: E731
+    assert rare(fitted.weight, fitted.bias) > rare(plain.weight, plain.bias)  # balancing recovers the rare classes

@@ -6,7 +6,8 @@ keeps the backbone exactly as pretrained. With test-time views (``model.tta``) e
 image's features are averaged over the views before the fit; predictions average the views'
 posteriors (deepmars.models.tta), as the saved bundle does for predict.py and landmarks.py.
 The inverse regularisation C is chosen on val among ``trainer.probe_c_choices`` (or
-``trainer.probe_c``). The result is an ordinary model bundle.
+``trainer.probe_c``). With ``trainer.class_balance=loss`` every class weighs the same in the fit
+(each image by n / (k * its class's count)). The result is an ordinary model bundle.
 
 With ``trainer.refit_on_train_val`` the head that is saved is fitted once more, after every
 choice is made: on train and val together, with the C chosen on val. C and the temperature rule
@@ -72,7 +73,7 @@ class FrozenHead:
 
 def fit_frozen_head(train_feats: np.ndarray, train_targets: np.ndarray, val_feats: np.ndarray,
                     val_targets: np.ndarray, num_classes: int, choices: Sequence[float],
-                    refit_on_train_val: bool = False) -> FrozenHead:
+                    refit_on_train_val: bool = False, class_balanced: bool = False) -> FrozenHead:
     """C by val accuracy of heads fitted on train (first listed wins a tie); then the optional refit.
 
     Features are (N, V, D): the fit sees each image's mean over the views, val is scored as the
@@ -81,7 +82,7 @@ def fit_frozen_head(train_feats: np.ndarray, train_targets: np.ndarray, val_feat
     best = None
     by_c: dict[float, float] = {}
     for c in choices:
-        weight, bias, train_acc = fit_probe(train_feats.mean(1), train_targets, num_classes, c)
+        weight, bias, train_acc = fit_probe(train_feats.mean(1), train_targets, num_classes, c, class_balanced)
         val_acc = float((view_logits(val_feats, weight, bias).argmax(1) == val_targets).mean())
         log.info("probe C=%g: train accuracy %.4f, val accuracy %.4f", c, train_acc, val_acc)
         by_c[c] = val_acc
@@ -93,7 +94,8 @@ def fit_frozen_head(train_feats: np.ndarray, train_targets: np.ndarray, val_feat
     if refit_on_train_val:
         feats = np.concatenate([train_feats.mean(1), val_feats.mean(1)])
         targets = np.concatenate([train_targets, val_targets])
-        head.final_weight, head.final_bias, head.refit_train_val_acc = fit_probe(feats, targets, num_classes, c)
+        head.final_weight, head.final_bias, head.refit_train_val_acc = fit_probe(feats, targets, num_classes, c,
+                                                                                 class_balanced)
         log.info("head refit on train + val (%d images) with C=%g: accuracy on them %.4f",
                  len(targets), c, head.refit_train_val_acc)
     return head
@@ -121,7 +123,8 @@ def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: Labe
                                 dtype=str(cfg.trainer.get("feature_dtype") or "float32"))
              for name, d in data.items()}
     fitted = fit_frozen_head(feats["train"], train_data.targets, feats["val"], val.targets, head.out_features,
-                             probe_choices(cfg), bool(cfg.trainer.get("refit_on_train_val")))
+                             probe_choices(cfg), bool(cfg.trainer.get("refit_on_train_val")),
+                             class_balanced=cfg.trainer.class_balance == "loss")
     session.log_metrics({f"probe_val_acc_c_{c:g}": acc for c, acc in fitted.val_acc_by_c.items()})
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fitted.final_weight))

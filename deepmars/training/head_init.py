@@ -48,9 +48,14 @@ def penultimate_features(model: nn.Module, head: nn.Linear, images: np.ndarray, 
 
 
 def fit_probe(features: np.ndarray, targets: np.ndarray, num_classes: int,
-              c: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """(weight C x D, bias C, training accuracy) of a logistic regression on ``features``."""
-    clf = LogisticRegression(C=c, max_iter=2000)
+              c: float, class_balanced: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """(weight C x D, bias C, training accuracy) of a logistic regression on ``features``.
+
+    ``class_balanced`` weights each image by n / (k * its class's count) over the k classes present,
+    so every class weighs the same in the loss: under strong regularisation an unweighted fit
+    gives up the rare classes for the common ones.
+    """
+    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if class_balanced else None)
     clf.fit(features, targets)
     weight = np.zeros((num_classes, features.shape[1]), dtype=np.float32)
     bias = np.full(num_classes, clf.intercept_.min() - ABSENT_CLASS_MARGIN, dtype=np.float32)
@@ -64,12 +69,12 @@ def fit_probe(features: np.ndarray, targets: np.ndarray, num_classes: int,
 
 
 def init_head_by_probe(model: nn.Module, head: nn.Module, train: DecodedImages, pre: Preprocess,
-                       c: float = 1.0, batch_size: int = 100) -> dict[str, float]:
+                       c: float = 1.0, batch_size: int = 100, class_balanced: bool = False) -> dict[str, float]:
     """Replace the head's weights by the probe's; returns metrics to log."""
     if not isinstance(head, nn.Linear):
         raise TypeError(f"the linear probe needs an nn.Linear head, got {type(head).__name__}")
     features = penultimate_features(model, head, train.images, pre, batch_size)
-    weight, bias, train_acc = fit_probe(features, train.targets, head.out_features, c)
+    weight, bias, train_acc = fit_probe(features, train.targets, head.out_features, c, class_balanced)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))
         head.bias.copy_(torch.from_numpy(bias))

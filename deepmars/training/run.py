@@ -117,7 +117,9 @@ def probe_head(cfg: DictConfig, model: torch.nn.Module, train_data, train_sample
     """LP-FT's first stage, on the decoded training images (decoded here if not cached)."""
     data = train_data if isinstance(train_data, DecodedImages) else decode_split(cfg, train_samples, pre, "train")
     head = model.get_submodule(head_prefix(model, cfg.model.head))
-    return init_head_by_probe(model, head, data, pre, float(cfg.trainer.probe_c), int(cfg.trainer.eval_batch_size))
+    # fine-tuning that weighs the classes equally starts from a head fitted to the same objective
+    return init_head_by_probe(model, head, data, pre, float(cfg.trainer.probe_c), int(cfg.trainer.eval_batch_size),
+                              class_balanced=cfg.trainer.class_balance != "none")
 
 
 @contextmanager
