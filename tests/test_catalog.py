@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from support import A, B, options
 
-from deepmars.catalog import TABLES, Catalog, CatalogLocked, connection
+from deepmars.catalog import TABLES, Catalog, CatalogLocked, sqlite_file
 from deepmars.catalog.merge import MERGES
 from deepmars.catalog.schema import DERIVED_TABLES
 from deepmars.errors import DataError
@@ -114,7 +114,7 @@ def test_a_catalog_locked_by_another_process_is_a_message_and_exit_4(tmp_path, m
     write_images(images, 3)
     catalog = tmp_path / "c.sqlite"
     run_predict(options(images, model, catalog), ModelBundle.load(model), progress=False)
-    monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sqlite_file, "LOCK_TIMEOUT_S", 0.2)
     holder = sqlite3.connect(catalog, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     try:

@@ -195,6 +195,20 @@ def test_a_catalog_or_foreign_file_is_not_taken_for_a_queue(tmp_path):
         LabelStore.open(tmp_path / "new.sqlite")
 
 
+def test_a_file_with_a_queue_table_but_no_schema_version_is_refused_unchanged(tmp_path):
+    odd = tmp_path / "odd.sqlite"
+    with sqlite3.connect(odd) as conn:
+        conn.execute("CREATE TABLE queue_info (x)")
+    conn.close()
+    before = odd.read_bytes()
+    with pytest.raises(DataError, match=r"not a deepmars label queue \(no schema version\)"):
+        LabelStore.open(odd, QUEUE_CLASSES)
+    assert odd.read_bytes() == before
+    with sqlite3.connect(odd) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL
+    conn.close()
+
+
 _LABELER = """
 import sys
 from deepmars.catalog.labels import LabelStore

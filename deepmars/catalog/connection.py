@@ -1,11 +1,9 @@
-"""Opening a catalog file: create or migrate it, refuse what is not one, and write transactions.
+"""The catalog file: ``Catalog`` (opened, created, migrated or refused as a versioned SQLite file of
+kind ``CATALOG``, see ``deepmars.catalog.sqlite_file``), its models and runs, and reads.
 
-Crash safety comes from SQLite itself: every write is one ``BEGIN IMMEDIATE .. COMMIT``
-transaction in WAL mode, so a process killed at any moment leaves either the whole transaction or
-none of it (SQLite rolls a half-written one back on the next open); with ``synchronous=NORMAL`` a
-committed transaction survives a killed process. A file that is not a catalog is refused before
-anything in it changes (not even its journal mode), and a catalog held by another process's write
-lock beyond ``LOCK_TIMEOUT_S`` is a ``CatalogLocked`` error that says so, not a traceback.
+Every write is one ``transaction`` (``BEGIN IMMEDIATE .. COMMIT`` in WAL mode): a process killed
+at any moment leaves either the whole transaction or none of it, and a catalog held by another
+process's write lock beyond ``LOCK_TIMEOUT_S`` is a ``CatalogLocked`` error that says so.
 """
 
 from __future__ import annotations
@@ -20,47 +18,8 @@ from pathlib import Path
 
 from deepmars.catalog.paths import to_catalog_path
 from deepmars.catalog.rows import ModelInfo, utc_now
-from deepmars.catalog.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLES
-from deepmars.errors import DataError
-
-# Seconds a writer waits for another process's write lock: long enough for any one batch.
-LOCK_TIMEOUT_S = 60.0
-
-
-class CatalogLocked(DataError):
-    """Another process holds the catalog's write lock for longer than LOCK_TIMEOUT_S."""
-
-
-def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-@contextlib.contextmanager
-def lock_errors_named(path: Path) -> Iterator[None]:
-    """SQLite's 'database is locked' becomes a CatalogLocked naming the file and what to do."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if not _is_lock_error(exc):
-            raise
-        raise CatalogLocked(f"the catalog is locked by another process (waited {LOCK_TIMEOUT_S:g} s: {exc}); "
-                            "wait for it to finish, or write to another catalog= file", path) from None
-
-
-@contextlib.contextmanager
-def immediate_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE .. COMMIT, rolled back on any exception (KeyboardInterrupt included); a lock
-    held by another process is named with ``path``."""
-    with lock_errors_named(path):
-        conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    with lock_errors_named(path):
-        conn.execute("COMMIT")
+from deepmars.catalog.schema import CATALOG, TABLES
+from deepmars.catalog.sqlite_file import LOCK_TIMEOUT_S, immediate_transaction, open_versioned
 
 
 class Catalog:
@@ -74,28 +33,7 @@ class Catalog:
     @classmethod
     def open(cls, path: str | Path, create: bool = True) -> Catalog:
         """Open (and with ``create``, create) a catalog; DataError if it is not one we can use."""
-        path = Path(path)
-        if not create and not path.is_file():
-            raise DataError("no such catalog (run `python predict.py input=... model=...` or `python "
-                            "landmarks.py classify input=... model=...` first, or set catalog=...)", path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"cannot open as an SQLite catalog ({exc})", path) from None
-        try:
-            with lock_errors_named(path):
-                _check_is_catalog(conn, path)  # before anything is written, WAL mode included
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                _ensure_schema(conn, path)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise DataError(f"not a usable SQLite catalog ({exc})", path) from None
-        except BaseException:
-            conn.close()
-            raise
-        return cls(conn, path)
+        return cls(open_versioned(path, CATALOG, create=create), Path(path))
 
     def close(self) -> None:
         """Fold the WAL back into the main file so the catalog is one self-contained file."""
@@ -177,54 +115,6 @@ class Catalog:
     def column_types(self, table: str) -> list[tuple[str, str]]:
         """(name, declared SQLite type) of each column, in table order."""
         return [(r[1], r[2]) for r in self.conn.execute(f"PRAGMA table_info({table})")]
-
-
-def _check_is_catalog(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file of another program, or of a newer deepmars, without writing to it."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise DataError(f"catalog schema {version} was written by a newer deepmars; this one reads "
-                        f"schema {SCHEMA_VERSION}", path)
-    tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-    if version == 0 and tables:
-        raise DataError("an SQLite file that is not a deepmars catalog (no schema version); "
-                        "choose another catalog path", path)
-
-
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create a new catalog, or migrate an older one in place."""
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Re-read inside the write lock: two processes may create or migrate the same file at once.
-        _check_is_catalog(conn, path)
-        _upgrade(conn, conn.execute("PRAGMA user_version").fetchone()[0])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")  # a failed migration leaves the catalog as it was
-        raise
-
-
-def _upgrade(conn: sqlite3.Connection, version: int) -> None:
-    """From ``version`` to SCHEMA_VERSION, inside the caller's transaction (SQLite DDL is transactional)."""
-    if version == 0:
-        _execute_script(conn, SCHEMA)
-        version = 1
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        migration = MIGRATIONS[target]
-        if isinstance(migration, str):
-            _execute_script(conn, migration)
-        else:
-            for statement in migration:
-                conn.execute(statement)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-
-def _execute_script(conn: sqlite3.Connection, script: str) -> None:
-    # Statement by statement (executescript would commit early); the scripts have no ';' in comments.
-    for statement in filter(str.strip, script.split(";")):
-        conn.execute(statement)
 
 
 def open_reader(path: str | Path) -> sqlite3.Connection:

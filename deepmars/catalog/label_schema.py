@@ -137,10 +137,10 @@ LABEL_TABLES = {t.name: t for t in (
     Table("events", EventRow, ("event_id",), "created_at"),
 )}
 
+_QUEUE_HINT = "queue= takes a label queue file of its own (created on first use), not a catalog"
 LABEL_QUEUE = SchemaSpec(
     kind="label queue", version=LABEL_SCHEMA_VERSION, schema=LABEL_SCHEMA, migrations={},
-    marker_table="queue_info",
-    hint="queue= takes a label queue file of its own (created on first use), not a catalog")
+    marker_table="queue_info", refuse_hint=_QUEUE_HINT, missing_hint=_QUEUE_HINT, foreign_keys=True)
 
 ITEM_COLUMNS = columns(ItemRow)
 EVENT_COLUMNS = columns(EventRow)

@@ -27,9 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from deepmars.catalog.connection import immediate_transaction
 from deepmars.catalog.label_schema import ITEM_COLUMNS, LABEL_QUEUE, EventRow, ItemRow
-from deepmars.catalog.sqlite_file import open_versioned
+from deepmars.catalog.sqlite_file import immediate_transaction, open_versioned
 from deepmars.errors import ConfigError, DataError
 
 # Queue orders: the paper's random order, and active learning's most uncertain first. Items
@@ -162,7 +161,8 @@ class LabelStore:
              create: bool = True, **kwargs) -> LabelStore:
         """Open a queue; a new one needs ``classes``. A class list that differs from the queue's is refused."""
         path = Path(path)
-        conn = open_versioned(path, LABEL_QUEUE, create=create)
+        # A web request's dependency may open and close the store on other threads than the route's.
+        conn = open_versioned(path, LABEL_QUEUE, create=create, check_same_thread=False)
         try:
             _init_or_check(conn, path, classes, labels_per_item)
             return cls(conn, path, **kwargs)

@@ -15,7 +15,7 @@ orbital images (landmarks.py classify):
   image tables (schema 3, see ``SEARCH_SCHEMA``) and the count tables of predictions and scenes
   (schema 4, see ``deepmars.catalog.count_tables``).
 
-A new catalog is created as schema 1 and migrated (``MIGRATIONS``), so a new and a migrated
+A new catalog is created as schema 1 and migrated (``MIGRATIONS``, opened as ``CATALOG``), so a new and a migrated
 catalog have the same tables with the same column order. ``TABLES`` names every table with its
 row type and key: the merge and the tests read it, so a table added here cannot be forgotten there.
 """
@@ -34,6 +34,7 @@ from deepmars.catalog.rows import (
     RunRow,
     columns,
 )
+from deepmars.catalog.sqlite_file import SchemaSpec
 
 SCHEMA_VERSION = 4
 
@@ -317,6 +318,14 @@ COUNTS_SCHEMA: tuple[str, ...] = counts_schema({
 # Version reached -> the statements that reach it from the version before (a script split on ';',
 # or a tuple of statements where a statement holds ';', as a trigger does).
 MIGRATIONS: dict[int, str | tuple[str, ...]] = {2: LANDMARK_SCHEMA, 3: SEARCH_SCHEMA, 4: COUNTS_SCHEMA}
+
+# What opening a catalog file creates, migrates or refuses. Catalogs predate marker tables: a
+# schema version on a file with tables is what makes it a catalog.
+CATALOG = SchemaSpec(
+    kind="catalog", version=SCHEMA_VERSION, schema=SCHEMA, migrations=MIGRATIONS, marker_table=None,
+    refuse_hint="choose another catalog path",
+    missing_hint="run `python predict.py input=... model=...` or `python landmarks.py classify input=... "
+                 "model=...` first, or set catalog=...")
 
 
 @dataclass(frozen=True)
