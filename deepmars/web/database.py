@@ -4,7 +4,9 @@ Read-only at the SQLite level (a ``mode=ro`` URI), so no request can change the 
 predict.py or landmarks.py may keep writing it (WAL: readers see the last commit). What the search
 needs (FTS5, facet tables, indexes) is part of the catalog schema itself; a catalog of an older
 schema cannot gain them through a read-only handle, so it is refused with the command that
-upgrades it.
+upgrades it. Which files are catalogs at all (not another program's, not a newer deepmars's) is
+decided by the same ``kind_problem`` as the writer's ``open_versioned``; the opening itself is
+not shared, as that one creates, switches to WAL and migrates, all of which a reader must not do.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from fastapi import Request
 
 from deepmars.catalog import SCHEMA_VERSION
+from deepmars.catalog.schema import CATALOG
+from deepmars.catalog.sqlite_file import kind_problem, user_version_and_tables
 from deepmars.errors import DataError
 
 
@@ -42,8 +46,7 @@ def check_catalog(path: Path, timeout_s: float, upgrade_hint: str) -> None:
     except sqlite3.Error as exc:
         raise CatalogUnavailable(f"cannot open it read-only ({exc})", path) from None
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        version, tables = user_version_and_tables(conn)
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise CatalogUnavailable(f"the catalog is locked by another process (waited {timeout_s:g} s); "
@@ -53,12 +56,11 @@ def check_catalog(path: Path, timeout_s: float, upgrade_hint: str) -> None:
         raise CatalogUnavailable(f"not an SQLite catalog ({exc})", path) from None
     finally:
         conn.close()
+    problem = kind_problem(version, tables, CATALOG)  # what the writer refuses, the Atlas refuses too
+    if problem is not None:
+        raise CatalogUnavailable(problem, path)
     if version == 0:
-        raise CatalogUnavailable("an SQLite file that is not a deepmars catalog (no schema version)"
-                                 if tables else "an empty file, not a catalog", path)
-    if version > SCHEMA_VERSION:
-        raise CatalogUnavailable(f"catalog schema {version} was written by a newer deepmars; this one reads "
-                                 f"schema {SCHEMA_VERSION}", path)
+        raise CatalogUnavailable("an empty file, not a catalog", path)
     if version < SCHEMA_VERSION:
         raise CatalogUnavailable(f"catalog schema {version} predates the search tables (schema {SCHEMA_VERSION}); "
                                  f"upgrade it once, in place (it stays a valid catalog): {upgrade_hint}", path)
