@@ -19,7 +19,7 @@ from pathlib import Path
 from deepmars.catalog.paths import to_catalog_path
 from deepmars.catalog.rows import ModelInfo, utc_now
 from deepmars.catalog.schema import CATALOG, TABLES
-from deepmars.catalog.sqlite_file import LOCK_TIMEOUT_S, immediate_transaction, open_versioned
+from deepmars.catalog.sqlite_file import LOCK_TIMEOUT_S, close_versioned, immediate_transaction, open_versioned
 
 
 class Catalog:
@@ -37,12 +37,7 @@ class Catalog:
 
     def close(self) -> None:
         """Fold the WAL back into the main file so the catalog is one self-contained file."""
-        try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:
-            pass  # a reader still holds the WAL: it is folded in by the next close
-        finally:
-            self.conn.close()
+        close_versioned(self.conn)
 
     def __enter__(self) -> Catalog:
         return self

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from deepmars.catalog.label_schema import ITEM_COLUMNS, LABEL_QUEUE, EventRow, ItemRow
-from deepmars.catalog.sqlite_file import immediate_transaction, open_versioned
+from deepmars.catalog.sqlite_file import close_versioned, immediate_transaction, open_versioned
 from deepmars.errors import ConfigError, DataError
 
 # Queue orders: the paper's random order, and active learning's most uncertain first. Items
@@ -173,13 +173,7 @@ class LabelStore:
     def close(self, checkpoint: bool = True) -> None:
         """Close; ``checkpoint`` folds the WAL into the main file (a command's last act, not a web
         request's: TRUNCATE waits for other readers, and SQLite checkpoints on its own as it goes)."""
-        try:
-            if checkpoint:
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:
-            pass  # a reader holds the WAL: folded in by a later close
-        finally:
-            self.conn.close()
+        close_versioned(self.conn, checkpoint)
 
     def __enter__(self) -> LabelStore:
         return self

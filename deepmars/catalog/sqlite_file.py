@@ -112,6 +112,18 @@ def open_versioned(path: str | Path, spec: SchemaSpec, create: bool = True,
     return conn
 
 
+def close_versioned(conn: sqlite3.Connection, checkpoint: bool = True) -> None:
+    """Close; ``checkpoint`` first folds the WAL back into the main file, so the file is one
+    self-contained file (TRUNCATE waits for readers: a command's last act, not a web request's)."""
+    try:
+        if checkpoint:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError:
+        pass  # a reader still holds the WAL: it is folded in by a later close
+    finally:
+        conn.close()
+
+
 def kind_problem(version: int, tables: set[str], spec: SchemaSpec) -> str | None:
     """Why a file at schema ``version`` holding ``tables`` is not a file of ``spec``'s kind that
     this deepmars can use, or None (an empty new file is fine: it is created)."""
