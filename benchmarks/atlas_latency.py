@@ -11,9 +11,14 @@ transactions (a recursive CTE, no Python loop per row). Then serves it with `pyt
 subprocess and times each query type with --clients threads for --requests requests, and the
 server's memory while paging through 300 pages.
 
---baseline REV (a git revision, e.g. main): the same for that revision's code, on a catalog its own
-code generates, served at the same time; each query's requests alternate between the two servers
-in rounds, so both see the same machine load, and the table puts them side by side.
+--baseline REV (a git revision, e.g. main): the same for that revision's code, served at the same
+time; each query's requests alternate between the two servers in rounds, so both see the same
+machine load, and the table puts them side by side. A revision of the same catalog schema serves
+the very catalog file this one does (both read-only); one of another schema, a catalog its own
+code generates.
+
+--queries WORDS (comma-separated): only the queries whose name holds one of them, e.g.
+`--queries "dark dunes,0.935"`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -157,6 +163,8 @@ QUERIES = {  # name -> (route, parameters)
     "facet counts, >= 0.93 (off the slider's 0.05 steps)": ("facets", {"min_confidence": 0.93}),
     "facet counts, >= 0.935 (off every grid)": ("facets", {"min_confidence": 0.935}),
     "facet counts, scenes >= 3 craters": ("facets", {"kind": "scenes", "min_count": "crater:3"}),
+    "facet counts, scenes >= 3 craters and >= 2 dark dunes": ("facets", {"kind": "scenes",
+                                                                          "min_count": ["crater:3", "dark dune:2"]}),
     "facet counts, scenes, no filter": ("facets", {"kind": "scenes"}),
 }
 
@@ -205,13 +213,14 @@ def _p95(times: list[float]) -> float:
     return sorted(times)[max(0, int(0.95 * len(times)) - 1)]
 
 
-def measure(servers: list[Server], deep: dict[str, str], clients: int, requests: int, rounds: int) -> None:
+def measure(servers: list[Server], deep: dict[str, str], clients: int, requests: int, rounds: int,
+            queries: dict[str, tuple[str, dict]]) -> None:
     """Each query, every server, in alternating rounds; one table row per query."""
     head = " | ".join(f"{s.label} p50 ms | {s.label} p95 ms" for s in servers)
     print(f"\n{clients} concurrent clients, {requests} requests per query and server, in {rounds} alternating rounds; "
           f"load average before: {os.getloadavg()[0]:.1f}\n")
     print(f"| query | {head} | matching |\n|---|{'---|---|' * len(servers)}---|")
-    for name, (route, params) in QUERIES.items():
+    for name, (route, params) in queries.items():
         times: dict[str, list[float]] = {s.label: [] for s in servers}
         totals, statuses = {}, set()
         for server in servers:
@@ -241,6 +250,23 @@ def paging_memory(server: Server) -> str:
     return ", ".join(marks)
 
 
+def schema_version(root: Path) -> int | None:
+    """The catalog schema version of the tree at ``root`` (read from its source, not imported)."""
+    found = re.search(r"^SCHEMA_VERSION = (\d+)$", (root / "deepmars/catalog/schema.py").read_text(), re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def chosen_queries(words: str | None) -> dict[str, tuple[str, dict]]:
+    """QUERIES whose name holds one of the comma-separated ``words`` (all without words)."""
+    if not words:
+        return QUERIES
+    wanted = [w.strip() for w in words.split(",") if w.strip()]
+    chosen = {name: query for name, query in QUERIES.items() if any(w in name for w in wanted)}
+    if not chosen:
+        raise SystemExit(f"--queries: no query name holds any of {wanted}; the queries are: {', '.join(QUERIES)}")
+    return chosen
+
+
 def ensure_catalog(root: Path, catalog: Path, images: int, scenes: int) -> None:
     """Generate ``catalog`` with the code of the tree at ``root`` (this one, or a baseline's) once."""
     if catalog.is_file():
@@ -265,23 +291,29 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per query (with --baseline)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepmars-atlas-bench")
     ap.add_argument("--baseline", help="a git revision to measure side by side (e.g. main)")
+    ap.add_argument("--queries", help="comma-separated words: only the queries whose name holds one of them")
+    ap.add_argument("--no-memory", action="store_true", help="skip the paging memory measurement")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     name = f"catalog-{args.images}-{args.scenes}"
-    servers = [Server("now", ROOT, args.workdir / f"{name}-schema{SCHEMA_VERSION}.sqlite")]
+    catalog = args.workdir / f"{name}-schema{SCHEMA_VERSION}.sqlite"
+    servers = [Server("now", ROOT, catalog)]
     if args.baseline:
         tree = baseline_tree(args.baseline, args.workdir)
-        servers.insert(0, Server(f"{args.baseline}", tree, tree / f"{name}.sqlite"))
+        same_schema = schema_version(tree) == SCHEMA_VERSION
+        servers.insert(0, Server(f"{args.baseline}", tree, catalog if same_schema else tree / f"{name}.sqlite"))
+    queries = chosen_queries(args.queries)
     for server in servers:
         ensure_catalog(server.root, server.catalog, args.images, args.scenes)
     try:
         for server in servers:
             server.start(args.workdir / "cache")
         deep = {s.label: deep_cursor(s.catalog, args.images // 2) for s in servers}
-        measure(servers, deep, args.clients, args.requests, args.rounds if args.baseline else 1)
-        print("\nserver memory while paging (300 pages of 60, following `next`):")
-        for server in servers:
-            print(f"  {server.label}: {paging_memory(server)}")
+        measure(servers, deep, args.clients, args.requests, args.rounds if args.baseline else 1, queries)
+        if not args.no_memory:
+            print("\nserver memory while paging (300 pages of 60, following `next`):")
+            for server in servers:
+                print(f"  {server.label}: {paging_memory(server)}")
     finally:
         for server in servers:
             server.stop()
