@@ -137,8 +137,9 @@ def test_scene_totals_facets_and_pages_equal_the_brute_force_answer(conn, filter
     ranked = sorted(((-landmarks, source) for source, landmarks, _, _ in truth.values()))[:5]
     assert list(scenes.top_sources(conn, q, 5).items()) == [(s, -n) for n, s in ranked]
     ordered, after, seen = sorted(truth, key=lambda i: (truth[i][0], i)), None, []
-    while True:
-        page = scenes.page(conn, q, after, 7)
+    while True:  # as the search route pages: a page and the total of the same snapshot
+        page, total = scenes.page_and_total(conn, q, after, 7, scene_rows)
+        assert total == len(truth)
         seen += [r[0] for r in page.rows]
         if page.next is None:
             break

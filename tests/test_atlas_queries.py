@@ -113,6 +113,8 @@ def test_free_text_and_scene_queries_use_fts_and_keys(conn):
         lines += plans(conn, scenes.top_sources, sq, 5)
         assert any("scene_counts_by_class" in line for line in lines), lines
         assert not any(line.startswith("SCAN") for line in lines), lines
+        # another class's range is read once (a list), not sought per scene of the first
+        assert not any("CORRELATED" in line for line in lines), lines
     lines = plans(conn, scenes.page, scenes.scene_query(Filters(kind="scenes"), NO_TEXT, 0.9, (HIRISE_MODEL,)), None, 20)
     assert any("landmark_images_in_order" in line for line in lines) and not any("TEMP" in line for line in lines)
 

@@ -5,9 +5,9 @@ catalog's count confidence (posterior >= 0.9 by default); several classes must a
 ordered by source image id, keyset on (source_image, id).
 
 A search with classes reads ``scene_counts`` (the counts by scene row id, with each scene's source
-image and landmark total): the scenes with >= n of one class are one index range, the other
-classes a key look-up per scene (or, with nothing else narrowing, one range per class intersected
-in Python, page and total from the same pass). Totals and the class facet of a search with one class and no
+image and landmark total): the scenes with >= n of one class are one index range, each other class
+one more range, read once into a look-up table the first range is checked against (an
+uncorrelated IN), all inside SQLite. Totals and the class facet of a search with one class and no
 other narrowing come from ``scene_class_pairs`` alone (a few dozen rows); a search without classes
 walks ``landmark_images`` by its indexes.
 """
@@ -15,7 +15,6 @@ walks ``landmark_images`` by its indexes.
 from __future__ import annotations
 
 import sqlite3
-from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 
@@ -41,11 +40,6 @@ class SceneQuery:
     def one_class(self) -> bool:
         """One minimum count and nothing else narrows: the pairs table answers its counts."""
         return len(self.min_counts) == 1 and not self.fts and not self.filters.source_image
-
-    @property
-    def several_classes(self) -> bool:
-        """Several minimum counts and nothing else narrows: one index range per class, intersected."""
-        return len(self.min_counts) > 1 and not self.fts and not self.filters.source_image
 
 
 def scene_query(filters: Filters, text: ParsedText, count_confidence: float,
@@ -75,6 +69,13 @@ class Matching:
         return f"SELECT {columns} FROM {self.table}{' WHERE ' + ' AND '.join(conds) if conds else ''}{tail}"
 
 
+def _holding(alias: str, models: tuple[str, ...]) -> str:
+    """scene_counts rows of the scenes with >= n of a class, one range of scene_counts_by_class;
+    parameters: count confidence, the models, class, n."""
+    return (f"{alias}count_confidence = ? AND {alias}model_id IN ({_marks(models)}) AND {alias}class = ? "
+            f"AND {alias}n >= ?")
+
+
 def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
     """``q``'s scenes among ``models`` (default: its model filter, else every model with scenes)."""
     models = q.wanted_models if models is None else models
@@ -82,12 +83,14 @@ def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
     if q.min_counts:  # driven by the class with the largest minimum (the fewest scenes, most often)
         (first, n), *others = sorted(q.min_counts, key=lambda item: -item[1])
         table, scene_id = "scene_counts a", "a.scene_id"
-        conds += ["a.count_confidence = ?", f"a.model_id IN ({_marks(models)})", "a.class = ?", "a.n >= ?"]
+        conds.append(_holding("a.", models))
         params += [q.count_confidence, *models, first, n]
         for name, m in others:
-            conds.append("EXISTS (SELECT 1 FROM scene_counts b WHERE b.scene_id = a.scene_id "
-                         "AND b.count_confidence = a.count_confidence AND b.class = ? AND b.n >= ?)")
-            params += [name, m]
+            # each other class's range, read once into a look-up table, not a key look-up per scene
+            # (nor a set built in Python: row by row, with several requests at once, the GIL is what
+            # they wait for). '+': the ranges drive, not the primary key sought per id of the list
+            conds.append(f"+a.scene_id IN (SELECT scene_id FROM scene_counts WHERE {_holding('', models)})")
+            params += [q.count_confidence, *models, name, m]
     else:
         table, scene_id = "landmark_images a", "a.id"
         if q.filters.models or models != q.models:
@@ -103,8 +106,6 @@ def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
 
 
 def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int) -> Page:
-    if q.several_classes:
-        return page_and_total(conn, q, after, limit, {})[0]
     m = matching(q)
     extra, params = [], list(m.params)
     if after is not None:
@@ -117,28 +118,8 @@ def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: i
 
 def page_and_total(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int,
                    scene_rows: dict[str, int]) -> tuple[Page, int]:
-    """A result page and the total, from one pass over the matching scenes when several classes must hold."""
-    if not q.several_classes:
-        return page(conn, q, after, limit), total(conn, q, scene_rows)
-    keys = _intersection(conn, q)
-    start = 0 if after is None else bisect_right(keys, (after.key, after.id))
-    return _page_of(conn, [scene_id for _, scene_id in keys[start:start + limit + 1]], limit), len(keys)
-
-
-def _intersection(conn: sqlite3.Connection, q: SceneQuery) -> list[tuple[str, int]]:
-    """(source image, scene id) of the scenes holding each minimum count, in page order: one index
-    range of scene_counts per class, intersected here (a key look-up per scene of one class for
-    each other class, in SQL, costs several times more)."""
-    models = q.wanted_models
-    ranges = "FROM scene_counts WHERE count_confidence = ? AND model_id IN ({}) AND class = ? AND n >= ?"
-    ranges = ranges.format(_marks(models))
-    (first, n), *others = sorted(q.min_counts, key=lambda item: -item[1])
-    keys = conn.execute(f"SELECT source_image, scene_id {ranges}", [q.count_confidence, *models, first, n]).fetchall()
-    for name, m in others:
-        holding = {r[0] for r in conn.execute(f"SELECT scene_id {ranges}", [q.count_confidence, *models, name, m])}
-        keys = [k for k in keys if k[1] in holding]
-    keys.sort()
-    return keys
+    """A result page and the total (``scene_rows``: scenes per model, the catalog's facts)."""
+    return page(conn, q, after, limit), total(conn, q, scene_rows)
 
 
 def _page_of(conn: sqlite3.Connection, ids: list[int], limit: int) -> Page:
@@ -172,8 +153,6 @@ def total(conn: sqlite3.Connection, q: SceneQuery, scene_rows: dict[str, int]) -
     if q.one_class:
         name, n = q.min_counts[0]
         return sum(_pairs(conn, q, "model_id", q.wanted_models, name, n).values())
-    if q.several_classes:
-        return len(_intersection(conn, q))
     if not q.min_counts and not q.fts and not q.filters.source_image:
         return sum(scene_rows.get(m, 0) for m in q.wanted_models)
     m = matching(q)
