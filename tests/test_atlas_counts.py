@@ -87,6 +87,32 @@ def test_image_totals_and_facets_equal_counting_the_rows(conn, filters):
         assert got == _rows_counted(conn, q.without(facet), group), facet
 
 
+def test_off_grid_slices_split_by_instrument_for_a_model_of_one_instrument_or_none(tmp_path):
+    """The slice below a grid value is counted per class, per instrument but the last, the last being
+    the rest: a model whose rows have one instrument (or none) has nothing but the rest."""
+    rng = random.Random(11)
+    rows = [PredictionRow(model, f"/{model[-2:]}/{i}.JPG", f"{model[-2:]}{i:062x}", 1, 1, 8, 8, rng.randrange(0, 300),
+                          instrument(i), None, "{}", rng.choice(CLASSES), 0.93 + rng.random() * 0.01, "[]",
+                          int(rng.random() < 0.2), "t")
+            for model, instrument in (("runs:/solo", lambda i: "MH"), ("runs:/none", lambda i: None),
+                                      ("runs:/mixed", lambda i: rng.choice(INSTRUMENTS)))
+            for i in range(200)]
+    path = tmp_path / "c.sqlite"
+    with Catalog.open(path) as cat:
+        PredictionStore(cat, "runs:/solo").write_batch(rows, [])
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    models = ("runs:/mixed", "runs:/none", "runs:/solo")
+    for threshold, sols in ((0.935, (None, None)), (0.9349, (20, 250)), (0.9371, (None, 120))):
+        q = images.Query.of(Filters(min_confidence=threshold, sol_min=sols[0], sol_max=sols[1]), NO_TEXT)
+        counts = ImageCounts(conn, q, models)
+        assert counts.total() == sum(_rows_counted(conn, q, "NULL").values())
+        for facet, group in (("model", "model_id"), ("class", "predicted_class"),
+                             ("instrument", "IFNULL(instrument, '')")):
+            assert Counter({k or "": n for k, n in counts.facet(facet).items() if n}) == \
+                _rows_counted(conn, q, group), (threshold, facet)
+    conn.close()
+
+
 @given(lo=st.integers(0, 5000), length=st.integers(0, 5000))
 def test_sol_pieces_tile_a_range_exactly_with_at_most_five_ranges(lo, length):
     hi = lo + length

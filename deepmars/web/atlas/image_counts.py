@@ -161,40 +161,44 @@ class ImageCounts:
 
     def _tallies_between(self) -> Counter:
         """(model, class, instrument) -> rows of the slice between an off-grid threshold and its grid
-        value in the sol range. Per model, grouped by class only, with a sum per instrument the model
-        has (from its count rows): sorting the slice by class alone costs a quarter of sorting it by
-        (model, class, instrument)."""
+        value in the sol range. Per model, one range of ``predictions_by_class`` per class the model
+        has rows of (from its count rows), read in class order: grouped by class as they come, with
+        no sort of the slice, and a count per instrument but the last, which is the rest."""
         sols = _sol_range(self.q)
         conds, params = ([], []) if sols is None else (["sol BETWEEN ? AND ?"], list(sols))
         out: Counter = Counter()
         for model in self.models:
-            instruments = [r[0] for r in self.conn.execute(
-                "SELECT DISTINCT instrument FROM prediction_counts WHERE sols = 0 AND sol_bin = 0 AND model_id = ?",
-                (model,))]
-            sums = "".join(", sum(IFNULL(instrument, '') = ?)" for _ in instruments)
-            # each row ends with the class's count over all instruments, which the sums already hold
-            for name, *per_instrument, _all in self._rows_between(f"predicted_class{sums}", ["model_id = ?", *conds],
-                                                                  [model, *params], "predicted_class", instruments):
-                for instrument, n in zip(instruments, per_instrument, strict=True):
-                    out[(model, name, _instrument(instrument))] += n
+            kinds = self.conn.execute("SELECT predicted_class, instrument FROM prediction_counts "
+                                      "WHERE sols = 0 AND sol_bin = 0 AND model_id = ?", (model,)).fetchall()
+            if not kinds:
+                continue
+            classes = sorted({name for name, _ in kinds})
+            *counted, rest = sorted({instrument for _, instrument in kinds})
+            columns = "predicted_class" + ", count(*) FILTER (WHERE IFNULL(instrument, '') = ?)" * len(counted)
+            rows = self._rows_between(columns, [f"predicted_class IN ({', '.join('?' * len(classes))})", *conds],
+                                      [*classes, *params], "predicted_class", counted, [model], "predictions_by_class")
+            for name, *per_instrument, n in rows:
+                for instrument, k in zip([*counted, rest], [*per_instrument, n - sum(per_instrument)], strict=True):
+                    out[(model, name, _instrument(instrument))] += k
         return out
 
     def _rows_between(self, columns: str, conds: list[str], params: list, group: str | None = None,
-                      column_params: list | None = None) -> list[tuple]:
-        """Rows with a confidence between an off-grid threshold and its grid value that meet ``conds``:
-        ``columns`` and their count per ``group`` (default: the columns), from the confidence index
-        alone; none for a threshold on the grid."""
+                      column_params: list | None = None, models: list[str] | None = None,
+                      index: str = "predictions_by_confidence") -> list[tuple]:
+        """Rows of ``models`` (default: all) with a confidence between an off-grid threshold and its grid
+        value that meet ``conds``: ``columns`` and their count per ``group`` (default: the columns),
+        from ``index`` alone; none for a threshold on the grid."""
         if self.threshold.between is None:
             return []
-        marks = ", ".join("?" * len(self.models))
-        conds = [f"model_id IN ({marks})", "confidence >= ?", "confidence < ?", *conds]
+        models = models or list(self.models)
+        conds = [f"model_id IN ({', '.join('?' * len(models))})", "confidence >= ?", "confidence < ?", *conds]
         if not self.q.filters.abstained:
             conds.append("abstained = 0")
-        # named: grouped by class, a catalog without statistics would have the planner walk the whole
-        # class index in order rather than sort the slice
-        return self.conn.execute(f"SELECT {columns}, count(*) FROM predictions INDEXED BY predictions_by_confidence"
+        # named: without statistics, the planner would rather walk a whole index in the GROUP BY's
+        # order than read the slice's ranges
+        return self.conn.execute(f"SELECT {columns}, count(*) FROM predictions INDEXED BY {index}"
                                  f"{where(conds)} GROUP BY {group or columns}",
-                                 [*(column_params or []), *self.models, *self.threshold.between, *params]).fetchall()
+                                 [*(column_params or []), *models, *self.threshold.between, *params]).fetchall()
 
     # -------------------------------------------------------------------------------- rows
     def _row_counts(self, q: Query, facet: str | None) -> Counter:
