@@ -170,6 +170,14 @@ def model_counts(conn: sqlite3.Connection, q: SceneQuery, scene_rows: dict[str, 
     return Counter(dict(conn.execute(m.sql("a.model_id, count(*)", tail=" GROUP BY 1"), m.params).fetchall()))
 
 
+def model_counts_and_total(conn: sqlite3.Connection, q: SceneQuery,
+                           scene_rows: dict[str, int]) -> tuple[Counter, int]:
+    """Matching scenes per model (whatever models are ticked) and in all (among the ticked ones):
+    the total is the ticked models' counts, so the matching scenes are found once for both."""
+    per_model = model_counts(conn, q, scene_rows)
+    return per_model, sum(per_model[m] for m in q.wanted_models)
+
+
 def class_counts(conn: sqlite3.Connection, q: SceneQuery) -> Counter:
     """Matching scenes holding at least one landmark of each class (at count confidence)."""
     if q.one_class:
