@@ -172,3 +172,7 @@ def test_scene_totals_facets_and_pages_equal_the_brute_force_answer(conn, filter
             break
         after = scenes.Cursor.decode(page.next, str)
     assert seen == ordered
+    if ordered:  # a cursor past the last scene: no page, the same total
+        last = scenes.Cursor(truth[ordered[-1]][0], ordered[-1])
+        page, total = scenes.page_and_total(conn, q, last, 7, scene_rows)
+        assert (page.rows, page.next, total) == ([], None, len(truth))

@@ -36,7 +36,7 @@ def plans(conn, fn, *args) -> list[str]:
         conn.set_trace_callback(None)
     lines = []
     for sql in statements:
-        if sql.lstrip().upper().startswith("SELECT"):
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
             lines += [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
     return lines
 
@@ -119,6 +119,13 @@ def test_free_text_and_scene_queries_use_fts_and_keys(conn):
         assert any("scene_counts_by_class" in line for line in lines), lines
         assert not any(line.startswith("SCAN") for line in lines), lines
         # another class's range is read once (a list), not sought per scene of the first
+        assert not any("CORRELATED" in line for line in lines), lines
+        # the search route's page and total: the matching scenes found once, then read twice
+        lines = plans(conn, scenes.page_and_total, sq, None, 20, {HIRISE_MODEL: 3})
+        if len(min_counts) > 1:
+            assert any("MATERIALIZE m" in line for line in lines), lines
+            assert all(line in ("SCAN m", "USE TEMP B-TREE FOR ORDER BY") for line in lines if line.startswith(
+                ("SCAN", "USE TEMP"))), lines
         assert not any("CORRELATED" in line for line in lines), lines
     lines = plans(conn, scenes.page, scenes.scene_query(Filters(kind="scenes"), NO_TEXT, 0.9, (HIRISE_MODEL,)), None, 20)
     assert any("landmark_images_in_order" in line for line in lines) and not any("TEMP" in line for line in lines)

@@ -105,21 +105,37 @@ def matching(q: SceneQuery, models: tuple[str, ...] | None = None) -> Matching:
     return Matching(table, scene_id, tuple(conds), tuple(params))
 
 
+def _keyset(after: Cursor | None, source: str, scene_id: str) -> tuple[list[str], list]:
+    return ([], []) if after is None else ([f"({source}, {scene_id}) > (?, ?)"], [after.key, after.id])
+
+
 def page(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int) -> Page:
     m = matching(q)
-    extra, params = [], list(m.params)
-    if after is not None:
-        extra.append(f"(a.source_image, {m.id}) > (?, ?)")
-        params += [after.key, after.id]
+    extra, params = _keyset(after, "a.source_image", m.id)
     ids = [r[0] for r in conn.execute(m.sql(m.id, extra, f" ORDER BY a.source_image, {m.id} LIMIT ?"),
-                                      params + [limit + 1])]
+                                      [*m.params, *params, limit + 1])]
     return _page_of(conn, ids, limit)
+
+
+def _counted_from_rows(q: SceneQuery) -> bool:
+    """Whether q's total counts the matching scenes themselves (not the pairs table or the facts)."""
+    return not q.one_class and bool(q.min_counts or q.fts or q.filters.source_image)
 
 
 def page_and_total(conn: sqlite3.Connection, q: SceneQuery, after: Cursor | None, limit: int,
                    scene_rows: dict[str, int]) -> tuple[Page, int]:
-    """A result page and the total (``scene_rows``: scenes per model, the catalog's facts)."""
-    return page(conn, q, after, limit), total(conn, q, scene_rows)
+    """A result page and the total (``scene_rows``: scenes per model, the catalog's facts); when the
+    total counts the matching scenes, both from one pass over them (several minimum counts: the
+    class ranges are read once, not once for the page and again for the total)."""
+    if not _counted_from_rows(q):
+        return page(conn, q, after, limit), total(conn, q, scene_rows)
+    m = matching(q)
+    extra, params = _keyset(after, "source_image", "id")
+    rows = conn.execute(f"WITH m AS MATERIALIZED ({m.sql(f'a.source_image, {m.id} AS id')}) "
+                        f"SELECT id, (SELECT count(*) FROM m) FROM m{' WHERE ' + extra[0] if extra else ''} "
+                        "ORDER BY source_image, id LIMIT ?", [*m.params, *params, limit + 1]).fetchall()
+    count = rows[0][1] if rows else total(conn, q, scene_rows)  # past the last page: no row to carry it
+    return _page_of(conn, [r[0] for r in rows], limit), count
 
 
 def _page_of(conn: sqlite3.Connection, ids: list[int], limit: int) -> Page:
