@@ -175,6 +175,55 @@ def test_the_exported_model_alone_classifies(tmp_path, images, model, rows_by_pa
     assert classes == BUNDLE_CLASSES and meta["bundle_sha256"] == load_bundle(str(model)).sha256
 
 
+def test_a_batch_splits_into_contiguous_near_equal_slices_in_order():
+    from deepmars.inference.exported import slices
+
+    assert slices(64, 2) == [slice(0, 32), slice(32, 64)]
+    assert slices(5, 3) == [slice(0, 2), slice(2, 3), slice(3, 5)]
+    assert slices(1, 4) == [slice(0, 1)]
+    assert slices(0, 2) == []
+    for n, parts in [(7, 2), (64, 3), (3, 8)]:
+        got = slices(n, parts)
+        assert [i for s in got for i in range(n)[s]] == list(range(n))
+        assert max(s.stop - s.start for s in got) - min(s.stop - s.start for s in got) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_threads_run_as_streams_on_slices_and_give_one_streams_logits(tmp_path, images, model, runtime):
+    """threads=2 splits a batch of 7 in 2 slices run at once; each image's logits are those of one stream."""
+    import os
+
+    from deepmars.prediction.decode import DecodeSettings, process_path
+
+    bundle = load_bundle(str(model))
+    settings = DecodeSettings(bundle.preprocess, None, str(tmp_path / "none.sqlite"), "m", reuse=False)
+    pixels = np.stack([process_path(str(p), settings)[1] for p in sorted(images.iterdir())[:7]])
+    with open_classifier(bundle, runtime, "fp32", threads=1, report=lambda line: None) as one:
+        reference = one.logits(pixels)
+    with open_classifier(bundle, runtime, "fp32", threads=2, report=lambda line: None) as two:
+        # OpenVINO makes no more streams than cores.
+        assert (two.streams if runtime == "onnxruntime" else len(two.requests)) == min(2, os.cpu_count())
+        np.testing.assert_allclose(two.logits(pixels), reference, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(two.logits(pixels[:1]), reference[:1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("runtime", EXPORTED[:1])
+def test_the_eager_check_behind_an_exported_runtime_runs_on_one_torch_thread(tmp_path, images, model, runtime,
+                                                                              monkeypatch):
+    import torch
+
+    from deepmars.inference.classifier import TorchClassifier
+
+    seen = []
+    real = TorchClassifier._logits
+    monkeypatch.setattr(TorchClassifier, "_logits", lambda self, px: (seen.append(torch.get_num_threads()),
+                                                                      real(self, px))[1])
+    before = torch.get_num_threads()
+    summary, _ = predict(images, model, tmp_path / "c.sqlite", runtime=runtime, threads=2)
+    assert summary.classified == 24 and seen == [1] and torch.get_num_threads() == before
+
+
 # ------------------------------------------------------------------------------- reduced precision
 @pytest.mark.slow
 @needs_bf16

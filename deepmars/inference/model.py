@@ -27,3 +27,14 @@ def prepared(bundle: ModelBundle, threads: int | None, device: torch.device | No
         yield bundle
     finally:
         torch.set_num_threads(threads_before)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """``threads`` torch threads inside the block, the count before restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
