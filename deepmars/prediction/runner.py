@@ -126,7 +126,7 @@ def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, s
                               catalog_path=str(opts.catalog), model_id=model.model_id, reuse=not opts.force)
     bar = progress_bar(summary.total, progress)
     store = PredictionStore(catalog, model.model_id)
-    with DecodePool(settings, opts.num_workers) as pool, bar:
+    with DecodePool(settings, opts.num_workers, chunk_size=opts.batch_size) as pool, bar:
         todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
         for chunk in pool.map(chunks(todo, opts.batch_size)):
             predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary)
