@@ -16,7 +16,6 @@ cross-image op), so answers are the same as one stream's to float rounding.
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,7 +36,9 @@ def slices(n: int, parts: int) -> list[slice]:
 
 class OnnxRuntimeClassifier(Classifier):
     """One session with one intra-op thread, run on ``threads`` slices of a batch at once (ONNX Runtime
-    releases the GIL in ``run``; a session may run from several threads). ``threads`` None: one per core."""
+    releases the GIL in ``run``; a session may run from several threads). ``threads`` None: ONNX
+    Runtime's default, one stream with a thread per core (a slice per core would leave a big machine
+    single images)."""
 
     runtime = "onnxruntime"
 
@@ -46,11 +47,11 @@ class OnnxRuntimeClassifier(Classifier):
 
         super().__init__(bundle, "fp32")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = 1 if threads else 0
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.streams = int(threads or os.cpu_count() or 1)
+        self.streams = int(threads or 1)
         self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnxruntime") if self.streams > 1 else None
         if self._pool is not None:
             self.add_cleanup(self._pool.shutdown)
