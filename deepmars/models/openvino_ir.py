@@ -26,7 +26,10 @@ def convert_onnx(onnx_path: Path, xml_path: Path, metadata: Mapping[str, str]) -
     """ONNX file -> OpenVINO IR at ``xml_path`` (weights kept float32), metadata in rt_info."""
     import openvino as ov
 
-    model = ov.convert_model(str(onnx_path))
+    # read by the runtime's ONNX frontend, not ov.convert_model: that one also starts OpenVINO's usage
+    # telemetry (network requests unless the user opted out; a forked process was seen hanging in its
+    # DNS lookup)
+    model = ov.Core().read_model(str(onnx_path))
     save(model, xml_path, metadata)
     return xml_path
 
