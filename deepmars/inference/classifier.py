@@ -12,6 +12,7 @@ The torch classifier runs the bundle's own network and is the reference. An expo
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -44,6 +45,10 @@ class Classifier(ABC):
         self.on_first_batch: FirstBatchHook | None = None
         self.export: Export | None = None  # the exported files an exported runtime runs (None: eager)
         self._cleanup: list[Callable[[], None]] = []
+        # One batch at a time: predict infers the next batch in a thread while the main thread may
+        # classify a single image (content that vanished from the catalog), and an exported runtime's
+        # infer requests serve one call at a time.
+        self._busy = threading.Lock()
 
     @abstractmethod
     def _logits(self, pixels: np.ndarray) -> np.ndarray:
@@ -62,10 +67,11 @@ class Classifier(ABC):
         return f"{self.runtime} {self.precision}"
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        out = self._logits(pixels)
-        if self.on_first_batch is not None:
-            hook, self.on_first_batch = self.on_first_batch, None
-            hook(pixels, out)
+        with self._busy:
+            out = self._logits(pixels)
+            if self.on_first_batch is not None:
+                hook, self.on_first_batch = self.on_first_batch, None
+                hook(pixels, out)
         return out
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:

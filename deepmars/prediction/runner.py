@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -126,12 +127,41 @@ def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, s
                               catalog_path=str(opts.catalog), model_id=model.model_id, reuse=not opts.force)
     bar = progress_bar(summary.total, progress)
     store = PredictionStore(catalog, model.model_id)
-    with DecodePool(settings, opts.num_workers, chunk_size=opts.batch_size) as pool, bar:
+    with DecodePool(settings, opts.num_workers, chunk_size=opts.batch_size) as pool, bar, \
+            ThreadPoolExecutor(1, thread_name_prefix="inference") as inference:
         todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
-        for chunk in pool.map(chunks(todo, opts.batch_size)):
-            predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary)
+        decoded = pool.map(chunks(todo, opts.batch_size))
+        # In-process decoding keeps the strict order (decode, infer, write, then the next chunk), so
+        # content repeated in a later chunk is always reused from the row just written; with workers,
+        # chunks are decoded ahead anyway.
+        pairs = overlapped(decoded, model, inference) if opts.num_workers > 0 else ((c, None) for c in decoded)
+        for chunk, probs in pairs:
+            predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary, probs)
             store.write_batch(predictions, errors)
             bar.update(len(chunk.items))
+
+
+def overlapped(decoded: Iterator[Chunk], model: Classifier,
+               inference: ThreadPoolExecutor) -> Iterator[tuple[Chunk, np.ndarray | None]]:
+    """Each chunk with its probabilities, the next chunk's inference running while the caller writes
+    this one's rows (and while the next chunk after it is fetched: catalog look-ups, submission to the
+    decode workers).
+
+    Runtimes leave the GIL while they compute, so the serial work of the main process no longer
+    leaves the cores idle between batches. A chunk's pixels are read only by its own inference, which
+    has finished before the chunk after next is asked for (the decode pool reuses its slot then).
+    """
+    def infer(chunk: Chunk | None) -> Future | None:
+        return None if chunk is None or chunk.pixels is None else inference.submit(model.probabilities, chunk.pixels)
+
+    chunk = next(decoded, None)
+    running = infer(chunk)
+    while chunk is not None:
+        following = next(decoded, None)
+        probs = None if running is None else running.result()
+        running = infer(following)
+        yield chunk, probs
+        chunk = following
 
 
 def pending(store: PredictionStore, paths: Iterable[str], force: bool, summary: RunSummary,
