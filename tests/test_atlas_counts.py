@@ -161,6 +161,8 @@ def test_scene_totals_facets_and_pages_equal_the_brute_force_answer(conn, filter
     per_model, total = scenes.model_counts_and_total(conn, q, scene_rows)
     assert Counter({k: n for k, n in per_model.items() if n}) == Counter(m for _, _, m, _ in unfiltered.values())
     assert total == len(truth)
+    assert scenes.facets(conn, q, scene_rows, 5) == (per_model, total, scenes.class_counts(conn, q),
+                                                      scenes.top_sources(conn, q, 5))
     ranked = sorted(((-landmarks, source) for source, landmarks, _, _ in truth.values()))[:5]
     assert list(scenes.top_sources(conn, q, 5).items()) == [(s, -n) for n, s in ranked]
     ordered, after, seen = sorted(truth, key=lambda i: (truth[i][0], i)), None, []

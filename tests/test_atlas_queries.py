@@ -127,6 +127,13 @@ def test_free_text_and_scene_queries_use_fts_and_keys(conn):
             assert all(line in ("SCAN m", "USE TEMP B-TREE FOR ORDER BY") for line in lines if line.startswith(
                 ("SCAN", "USE TEMP"))), lines
         assert not any("CORRELATED" in line for line in lines), lines
+        # the facets: the matching scenes found once, each looked up by its key for the classes it holds
+        lines = plans(conn, scenes.facets, sq, {HIRISE_MODEL: 3}, 5)
+        if len(min_counts) > 1:
+            assert lines.count("MATERIALIZE m") == 1 and "SEARCH c USING PRIMARY KEY (scene_id=? AND count_confidence=?)" \
+                in lines, lines
+            assert all(line == "SCAN m" or line.startswith("SCAN (subquery") or "TEMP B-TREE" in line
+                       for line in lines if line.startswith(("SCAN", "USE"))), lines
     lines = plans(conn, scenes.page, scenes.scene_query(Filters(kind="scenes"), NO_TEXT, 0.9, (HIRISE_MODEL,)), None, 20)
     assert any("landmark_images_in_order" in line for line in lines) and not any("TEMP" in line for line in lines)
 

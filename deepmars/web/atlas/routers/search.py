@@ -117,8 +117,7 @@ def facets(filters: Filters = Depends(search_filters), conn: sqlite3.Connection 
 
 def _scene_facets(conn, filters: Filters, parsed: ParsedText, facts: CatalogFacts, labels: dict) -> Facets:
     sq = _scene_query(filters, parsed, facts)
-    per_model, total = scenes.model_counts_and_total(conn, sq, facts.scene_rows)
+    per_model, total, per_class, top_sources = scenes.facets(conn, sq, facts.scene_rows, SOURCE_IMAGE_FACET_SIZE)
     return Facets(kind="scenes", total=total, model=_values(per_model, filters.models, labels),
-                  class_=_values(scenes.class_counts(conn, sq), tuple(c for c, _ in sq.min_counts)),
-                  instrument=[], sol=[],
-                  source_image=_values(scenes.top_sources(conn, sq, SOURCE_IMAGE_FACET_SIZE), ()))
+                  class_=_values(per_class, tuple(c for c, _ in sq.min_counts)),
+                  instrument=[], sol=[], source_image=_values(top_sources, ()))
