@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from support import CONF, HIRISE_CLASSES, REPO  # noqa: F401 - REPO: tests import it from here
 
@@ -39,6 +40,18 @@ MSL_UNLABELED = ["0042ML0000000000100000E01_DRCL.JPG"]  # in calibrated/, in no 
 def msl_name(sol: int, instrument: str, seq: int = 0) -> str:
     """A file name in MSL v1's form, e.g. 0003ML0000000110100031E01_DRCL.JPG."""
     return f"{sol:04d}{instrument}{seq:016d}E01_DRCL.JPG"
+
+
+def compose_tool(tool: str, *overrides: str) -> DictConfig:
+    """conf/<tool>/<tool>.yaml composed with ``overrides``, as that tool's entry point gets it."""
+    with initialize_config_dir(config_dir=str(CONF / tool), version_base="1.3"):
+        return compose(config_name=tool, overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def tool_config():
+    """``tool_config(tool, *overrides)``: a tool's config (conf/<tool>/<tool>.yaml) composed with overrides."""
+    return compose_tool
 
 
 @lru_cache(maxsize=64)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
-from support import CONF, ROOT
+from support import ROOT
 
 from deepmars.errors import DataError
 from deepmars.evaluation.rerun import evaluate_model
@@ -46,16 +45,12 @@ def test_per_instrument_models_are_trained_routed_and_compared(tmp_path, compose
     assert store.exists()
 
 
-def compose_evaluate(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF / "evaluate"), version_base="1.3"):
-        return compose("evaluate", overrides=list(overrides))
-
-
 @pytest.mark.slow
-def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path, compose_cfg, mlflow_runs):
+def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path, compose_cfg, tool_config,
+                                                                        mlflow_runs):
     train(compose_cfg(tmp_path))
     (source,) = mlflow_runs(tmp_path)
-    cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_hirise", "split=source_image",
+    cfg = tool_config("evaluate", f"model={source.info.run_id}", "dataset=sample_hirise", "split=source_image",
                            "splits=[val,test]", f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
                            f"output_dir={tmp_path}/eval")
     metrics = evaluate_model(cfg)
@@ -68,10 +63,10 @@ def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path
 
 
 @pytest.mark.slow
-def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path, compose_cfg, mlflow_runs):
+def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path, compose_cfg, tool_config, mlflow_runs):
     train(compose_cfg(tmp_path))
     (source,) = mlflow_runs(tmp_path)
-    cfg = compose_evaluate(f"model={source.info.run_id}", "dataset=sample_msl", "split=all",
+    cfg = tool_config("evaluate", f"model={source.info.run_id}", "dataset=sample_msl", "split=all",
                            f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"output_dir={tmp_path}/eval")
     with pytest.raises(DataError) as err:
         evaluate_model(cfg)
