@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from deepmars.data.cache import DecodedImages
@@ -74,3 +75,16 @@ def test_init_head_sets_the_networks_head_to_the_probe_on_its_own_features():
 def test_a_head_that_is_not_linear_is_refused():
     with pytest.raises(TypeError, match="nn.Linear"):
         init_head_by_probe(Net(), nn.Identity(), None, None)
+
+
+def test_the_probe_is_the_same_whatever_number_of_blas_threads_the_caller_runs():
+    # wide and overlapping enough that the fit's matrix products are split across BLAS threads
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (1500, 600)).astype(np.float32)
+    y = (x[:, :6] @ rng.normal(0, 1, (6, 5)) + rng.normal(0, 2, (1500, 5))).argmax(1)
+    fits = []
+    for threads in (2, 1):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            fits.append(fit_probe(x, y, 5, c=0.3))
+    for a, b in zip(*fits, strict=True):
+        np.testing.assert_array_equal(a, b)

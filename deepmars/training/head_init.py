@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from deepmars.data.cache import DecodedImages
@@ -56,7 +57,11 @@ def fit_probe(features: np.ndarray, targets: np.ndarray, num_classes: int,
     gives up the rare classes for the common ones.
     """
     clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if class_balanced else None)
-    clf.fit(features, targets)
+    # On one BLAS thread: threads split the sums of the fit's matrix products differently, and
+    # L-BFGS amplifies that rounding (head weights 0.04 apart between 1 and 2 threads on HiRISE,
+    # enough to flip a tie in the choice of C); the same fit on any core count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        clf.fit(features, targets)
     weight = np.zeros((num_classes, features.shape[1]), dtype=np.float32)
     bias = np.full(num_classes, clf.intercept_.min() - ABSENT_CLASS_MARGIN, dtype=np.float32)
     present = clf.classes_
