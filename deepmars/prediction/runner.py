@@ -1,9 +1,10 @@
 """The predict pipeline: discover -> skip done -> decode in workers -> infer -> write in batches.
 
 The main process does only what must be serial: the catalog look-ups that skip finished files,
-inference (a ``Classifier``: eager PyTorch or an exported runtime, ``opts.threads`` threads) and
-one transaction per batch. Decoding and hashing run in worker processes ahead of it, a bounded number of chunks
-at a time, so memory does not grow with the number of images.
+inference (a ``Classifier``: eager PyTorch or an exported runtime, ``opts.threads`` threads; in a
+thread of its own, one batch ahead of the writes) and one transaction per batch. Decoding and
+hashing run in worker processes ahead of it, a bounded number of chunks at a time, so memory does
+not grow with the number of images.
 """
 
 from __future__ import annotations
