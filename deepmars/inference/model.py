@@ -18,22 +18,18 @@ def prepared(bundle: ModelBundle, threads: int | None, device: torch.device | No
     A library call leaves the process as it found it: a notebook that classifies one batch keeps
     its own thread setting.
     """
-    threads_before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     bundle.model.eval()
     bundle.model.to(device=device, memory_format=torch.channels_last)
-    try:
+    with torch_threads(threads):
         yield bundle
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """``threads`` torch threads inside the block, the count before restored after it."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` torch threads inside the block (None: as they are), the count before restored after it."""
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
