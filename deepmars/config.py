@@ -238,8 +238,14 @@ class ModelConfig:
     tta: Any = "none"
     # Pooled outputs of these backbone blocks feed the head beside the final features (timm EfficientNets).
     feature_blocks: list[int] = field(default_factory=list)
+    # Landmarks of one source image (file-name field source_image) share its terrain: re-estimate
+    # each image's class prior from its landmarks, with a Dirichlet prior worth this many images of
+    # the training class mix (deepmars.models.source_prior). null: every image classified alone.
+    source_prior_strength: float | None = None
 
     def __post_init__(self) -> None:
+        require(self.source_prior_strength is None or self.source_prior_strength > 0, "source_prior_strength",
+                self.source_prior_strength, "a number > 0 (pseudo-counts of the training class mix) or null")
         require(bool(self.pretrained), "pretrained", self.pretrained,
                 f"imagenet, none, {PACKAGE_WEIGHTS} or the path of a weights file")
         for key in ("img_size", "resize"):
@@ -560,7 +566,7 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
 # behaviour: left out of the identity at that value, so those checkpoints still resume.
 LATER_KEYS = {"dataset.classes.header": False, "dataset.classes.columns.id": 0, "dataset.classes.columns.name": 1,
               "split.group_pattern": None, "trainer.precision": "32",
-              "trainer.refit_on_train_val": False}
+              "trainer.refit_on_train_val": False, "model.source_prior_strength": None}
 
 
 def training_identity(cfg: DictConfig) -> dict[str, Any]:

@@ -364,6 +364,42 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
     assert train(compose_cfg(tmp_path / "b", *frozen)) == pytest.approx(best)
 
 
+def test_source_prior_reports_and_saves_what_its_bundle_gives_per_source_image(tmp_path, compose_cfg, mlflow_runs):
+    from deepmars.data.cache import decode_samples
+    from deepmars.evaluation.apply import bundle_logits
+    from deepmars.evaluation.calibration import softmax
+    from deepmars.evaluation.sources import sources_of
+    from deepmars.models.source_prior import class_prior
+    from deepmars.training.run import load_and_split
+
+    frozen = ("trainer.fine_tune=false", "trainer.head_init=linear_probe", "trainer.probe_c_choices=[1.0]",
+              "trainer.calibration=val", "trainer.eval_splits=[val,test]", "model.source_prior_strength=2")
+    train(compose_cfg(tmp_path, *frozen))
+    (run,) = mlflow_runs(tmp_path)
+    m = run.data.metrics
+    bundle = ModelBundle.load(tmp_path / "ckpt" / "model.pt")
+    _, splits = load_and_split(compose_cfg(tmp_path, *frozen))
+    train_targets = np.array([s.target for s in splits["train"]])
+    assert bundle.source_prior_strength == 2.0
+    np.testing.assert_allclose(bundle.class_prior, class_prior(train_targets, len(bundle.class_names)))
+    test = decode_samples(splits["test"], bundle.preprocess, progress=False)
+    logits = bundle_logits(bundle, test)
+    alone = softmax(logits, bundle.temperature).argmax(1)
+    adapted = softmax(bundle.source_logits(logits, sources_of(test.samples)), bundle.temperature).argmax(1)
+    assert float((adapted == test.targets).mean()) == pytest.approx(m["test_acc"])
+    # the temperature was chosen on the adapted val logits, so "each image alone" is measured without it
+    assert float((softmax(logits).argmax(1) == test.targets).mean()) == pytest.approx(m["test_acc_each_image_alone"])
+    assert (alone != adapted).any()  # strength 2 moves some of the sample's landmarks
+
+
+def test_source_prior_on_images_without_a_source_fails_before_training(tmp_path, compose_cfg, msl_root):
+    cfg = compose_cfg(tmp_path, "dataset=msl", f"dataset.root={msl_root}", "split=random",
+                      "model.source_prior_strength=10")
+    with pytest.raises(ConfigError, match="model.source_prior_strength: image .* has no source_image"):
+        train(cfg)
+    assert not (tmp_path / "ckpt").exists()
+
+
 def test_frozen_recipe_needs_the_linear_probe(tmp_path, compose_cfg):
     with pytest.raises(ConfigError, match="trainer.fine_tune: got False, allowed: true, or false with trainer.head_init=linear_probe"):
         train(compose_cfg(tmp_path, "trainer.fine_tune=false"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from deepmars.data.transforms import Preprocess
 from deepmars.errors import WeightsError
+from deepmars.models.source_prior import adapted_logits
 from deepmars.models.tta import combine_views, expand_views, views_for
 
 BUNDLE_FORMAT = "deepmars-model/1"
@@ -35,6 +37,10 @@ class ModelBundle:
     # Test-time augmentation views (deepmars.models.tta), applied by every runtime around the network.
     tta: tuple[str, ...] = ("identity",)
     sha256: str = ""  # of the bundle file it was loaded from; exports record it to prove their origin
+    # Landmarks of one source image re-estimate its class prior (deepmars.models.source_prior):
+    # the training class mix and the Dirichlet strength; None: every image alone.
+    class_prior: tuple[float, ...] | None = None
+    source_prior_strength: float | None = None
 
     def to_state(self) -> dict:
         return {
@@ -45,6 +51,8 @@ class ModelBundle:
             "temperature": float(self.temperature),
             "dataset": dict(self.dataset),
             "tta": list(self.tta),
+            "class_prior": None if self.class_prior is None else [float(p) for p in self.class_prior],
+            "source_prior_strength": self.source_prior_strength,
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
         }
 
@@ -85,7 +93,20 @@ class ModelBundle:
         return cls(model=model, model_cfg=state["model_cfg"], class_names=list(state["class_names"]),
                    preprocess=Preprocess.from_dict(state["preprocess"]),
                    temperature=float(state["temperature"]), dataset=dict(state.get("dataset", {})),
-                   model_id=model_id, sha256=sha256, tta=views_for(state.get("tta") or None))
+                   model_id=model_id, sha256=sha256, tta=views_for(state.get("tta") or None),
+                   class_prior=tuple(state["class_prior"]) if state.get("class_prior") else None,
+                   source_prior_strength=state.get("source_prior_strength"))
+
+    @property
+    def adapts_to_sources(self) -> bool:
+        return self.source_prior_strength is not None and self.class_prior is not None
+
+    def source_logits(self, logits: np.ndarray, sources: Sequence[str | None]) -> np.ndarray:
+        """Logits (before the temperature) with each source image's class prior re-estimated from its
+        rows; unchanged when this model classifies every image alone."""
+        if not self.adapts_to_sources:
+            return np.asarray(logits, dtype=np.float32)
+        return adapted_logits(logits, sources, np.asarray(self.class_prior), float(self.source_prior_strength))
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:

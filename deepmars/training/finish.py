@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -20,9 +21,11 @@ from deepmars.data.cache import DecodedImages
 from deepmars.data.dataset import LabeledDataset, Sample
 from deepmars.evaluation import SplitPredictions, write_report
 from deepmars.evaluation.apply import predictions_for
+from deepmars.evaluation.sources import adapt_splits
 from deepmars.evaluation.temperature_choice import choose_temperature
 from deepmars.inference.logits import predict_logits
 from deepmars.models.bundle import ModelBundle
+from deepmars.models.source_prior import class_prior
 from deepmars.models.tta import views_for
 from deepmars.schema import plain
 from deepmars.training.checkpoint import BEST, load_checkpoint
@@ -49,13 +52,30 @@ def load_best(loop: Loop) -> None:
 
 
 def make_bundle(cfg: DictConfig, model: torch.nn.Module, ds: LabeledDataset, pre, temperature: float,
-                run_id: str | None) -> ModelBundle:
+                run_id: str | None, class_prior: np.ndarray | None = None) -> ModelBundle:
+    strength = cfg.model.get("source_prior_strength")
     return ModelBundle(
+        class_prior=None if class_prior is None else tuple(float(p) for p in class_prior),
+        source_prior_strength=None if class_prior is None or strength is None else float(strength),
         model=model, model_cfg=plain(cfg.model), class_names=list(ds.class_names), preprocess=pre,
         temperature=temperature, tta=views_for(cfg.model.tta),
         dataset={"name": ds.name, "version": ds.version, "labels_sha256": ds.labels_sha256,
                  "class_ids": list(ds.class_ids), "metadata": ds.metadata_spec},
         model_id=f"runs:/{run_id}" if run_id else "")
+
+
+def with_source_prior(cfg: DictConfig, preds: dict[str, SplitPredictions], samples: dict[str, Sequence[Sample]],
+                      train_targets: np.ndarray, num_classes: int, extra: dict[str, float]
+                      ) -> tuple[dict[str, SplitPredictions], np.ndarray | None]:
+    """Every split adapted per source image when the model config asks (its prior: the class mix the
+    head was fitted on); each split's accuracy with every image alone goes into ``extra``."""
+    strength = cfg.model.get("source_prior_strength")
+    if strength is None:
+        return preds, None
+    prior = class_prior(train_targets, num_classes)
+    preds, alone = adapt_splits(preds, samples, prior, float(strength))
+    extra.update(alone)
+    return preds, prior
 
 
 def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits: dict[str, list[Sample]],
@@ -67,6 +87,7 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
         session.log_metrics(wise, step=loop.state.iteration)
     views = views_for(cfg.model.tta)
     preds: dict[str, SplitPredictions] = {}
+    samples: dict[str, list[Sample]] = {}
     for name in map(str, cfg.trainer.eval_splits):
         if name == "val":
             data = val
@@ -76,16 +97,19 @@ def finish_run(cfg: DictConfig, session, loop: Loop, ds: LabeledDataset, splits:
             data = decode_split(cfg, splits[name], pre, name)
         preds[name] = split_predictions(loop.model, data, pre, int(cfg.trainer.eval_batch_size), views,
                                         loop.precision)
+        samples[name] = data.samples
     extra = {"best_val_acc": loop.state.best_metric, "best_iteration": loop.state.best_iter,
              "failed_checkpoints": loop.state.failed_checkpoints,
              "unreadable_images_in_training": len({path for path, _ in loop.state.corrupt})}
+    preds, prior = with_source_prior(cfg, preds, samples, np.array([s.target for s in splits["train"]]),
+                                     len(ds.class_names), extra)
     return report_and_save(cfg, session, loop.model, ds, pre, preds, loop.checkpoint_dir, extra,
-                           step=loop.state.iteration)
+                           step=loop.state.iteration, class_prior=prior)
 
 
 def report_and_save(cfg: DictConfig, session, model: torch.nn.Module, ds: LabeledDataset, pre,
                     preds: dict[str, SplitPredictions], checkpoint_dir: Path, extra: dict[str, float],
-                    step: int = 0) -> float:
+                    step: int = 0, class_prior: np.ndarray | None = None) -> float:
     """Temperature on val, the evaluation report, the calibrated bundle and the MLflow model.
 
     Returns the best validation accuracy (``extra['best_val_acc']`` when finite, else val_acc).
@@ -103,7 +127,7 @@ def report_and_save(cfg: DictConfig, session, model: torch.nn.Module, ds: Labele
     metrics.update(chosen)
     session.log_metrics(metrics, step=step)
     session.log_artifacts(out_dir, "evaluation")
-    bundle = make_bundle(cfg, model, ds, pre, temperature, session.run_id)
+    bundle = make_bundle(cfg, model, ds, pre, temperature, session.run_id, class_prior)
     path = bundle.save(checkpoint_dir / "model.pt")
     if session.active:
         mlflow.log_artifact(str(path), BUNDLE_ARTIFACT)

@@ -38,7 +38,7 @@ from deepmars.evaluation.apply import predictions_for
 from deepmars.models.factory import head_prefix
 from deepmars.models.tta import combine_views, views_for
 from deepmars.training.features import features_for
-from deepmars.training.finish import report_and_save
+from deepmars.training.finish import report_and_save, with_source_prior
 from deepmars.training.head_init import fit_probe
 
 log = logging.getLogger(__name__)
@@ -135,4 +135,7 @@ def train_frozen(cfg: DictConfig, session, model: torch.nn.Module, pre, ds: Labe
     extra = {"best_val_acc": fitted.val_acc, "probe_c": fitted.c, "linear_probe_train_acc": fitted.train_acc}
     if fitted.refit_train_val_acc is not None:
         extra["refit_train_val_acc"] = fitted.refit_train_val_acc
-    return report_and_save(cfg, session, model, ds, pre, preds, checkpoint_dir, extra)
+    fitted_on = [train_data.targets] + ([val.targets] if fitted.refit_train_val_acc is not None else [])
+    preds, prior = with_source_prior(cfg, preds, {name: data[name].samples for name in preds},
+                                     np.concatenate(fitted_on), head.out_features, extra)
+    return report_and_save(cfg, session, model, ds, pre, preds, checkpoint_dir, extra, class_prior=prior)

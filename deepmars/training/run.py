@@ -25,6 +25,7 @@ from deepmars.data.root import resolve_root
 from deepmars.data.transforms import Preprocess
 from deepmars.devices import check_precision, resolve_device, to_cpu
 from deepmars.errors import ConfigError
+from deepmars.evaluation.sources import sources_of
 from deepmars.models.factory import build_model, head_prefix
 from deepmars.splits import check_splits, make_splits, split_table
 from deepmars.training.batches import BatchPlan, class_balance_weights, memory_batches, streaming_batches
@@ -63,6 +64,8 @@ def load_and_split(cfg: DictConfig) -> tuple[LabeledDataset, dict[str, list[Samp
     log.info("data set %s %s at %s, split %s:\n%s", ds.name, ds.version, root, cfg.split.name,
              split_table(ds, splits))
     check_splits(splits)
+    if cfg.model.get("source_prior_strength") is not None:
+        sources_of(ds.samples)  # before any training: every image must name its source image
     return ds, splits
 
 
