@@ -88,6 +88,30 @@ def test_rows_are_the_detectors_landmarks_with_known_classes_and_counts(scenes, 
                         "ORDER BY 1") == [(A, 4, 512, 512, ""), (B, 3, 512, 512, "")]
 
 
+def test_a_model_with_a_source_prior_adapts_each_images_landmarks_together(scenes, tmp_path, classify, sql,
+                                                                            known_bundle):
+    from deepmars.models.source_prior import adapt_prior
+
+    bundle = known_bundle()
+    prior = np.full(len(LANDMARK_CLASSES), 1 / len(LANDMARK_CLASSES))
+    bundle.class_prior, bundle.source_prior_strength = tuple(prior), 1.0
+    catalog = tmp_path / "c.sqlite"
+    classify(scenes, catalog, bundle)
+    known = {BRIGHT: [0.01, 0.95, 0.01, 0.01, 0.01, 0.01], DARK: [0.04, 0.04, 0.8, 0.04, 0.04, 0.04]}
+    moved = []
+    for path in sorted(scenes.iterdir()):
+        detected = process_image(path, LandmarkSettings()).landmarks
+        source = detected[0].source
+        probs = np.array([known[_disc_grey(source, lm)] for lm in detected])
+        expected = adapt_prior(probs / probs.sum(1, keepdims=True), prior, 1.0)  # the image's crops together
+        rows = sql(catalog, "SELECT predicted_class, confidence FROM landmarks WHERE source_image = ? ORDER BY "
+                            "landmark_id", (source,))
+        assert [r[0] for r in rows] == [LANDMARK_CLASSES[i] for i in expected.argmax(1)]
+        assert [r[1] for r in rows] == pytest.approx(expected.max(1), abs=1e-4)
+        moved.append(max(abs(r[1] - p.max()) for r, p in zip(rows, probs, strict=True)))
+    assert min(moved) > 0.01  # each image's own class mix moved its landmarks' confidences
+
+
 def _disc_grey(source: str, lm) -> int:
     """Grey level of the scene's disc whose centre lies in the landmark's box."""
     return next(g for r, c, _, g in DISC_SCENES[source] if lm.x <= c < lm.x + lm.w and lm.y <= r < lm.y + lm.h)

@@ -62,6 +62,22 @@ def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path
     assert "Data set: **sample_hirise**" in (tmp_path / "eval" / "report.md").read_text()
 
 
+def test_rerun_of_a_model_with_a_source_prior_adapts_as_training_reported(tmp_path, compose_cfg, tool_config,
+                                                                          mlflow_runs):
+    train(compose_cfg(tmp_path, "trainer.fine_tune=false", "trainer.head_init=linear_probe",
+                      "trainer.probe_c_choices=[1.0]", "trainer.eval_splits=[val,test]",
+                      "model.source_prior_strength=2"))
+    (source,) = mlflow_runs(tmp_path)
+    cfg = tool_config("evaluate", f"model={source.info.run_id}", "dataset=sample_hirise", "split=source_image",
+                      "splits=[val,test]", f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+                      f"output_dir={tmp_path}/eval")
+    metrics = evaluate_model(cfg)
+    trained = source.data.metrics
+    assert metrics["test_acc"] == pytest.approx(trained["test_acc"])
+    assert metrics["val_acc"] == pytest.approx(trained["val_acc"])
+    assert metrics["test_ece"] == pytest.approx(trained["test_ece"], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_rerun_on_a_data_set_with_other_classes_lists_the_mismatch(tmp_path, compose_cfg, tool_config, mlflow_runs):
     train(compose_cfg(tmp_path))

@@ -111,3 +111,27 @@ def test_the_bundle_carries_the_prior_and_adapts_only_when_it_has_one(tiny_hiris
     np.testing.assert_allclose(back.class_prior, prior / prior.sum())
     np.testing.assert_allclose(back.source_logits(logits, sources),
                                adapted_logits(logits, sources, prior / prior.sum(), 3.0))
+
+
+def test_predict_says_it_classifies_each_image_alone_and_does(tmp_path, tiny_bundle, write_images):
+    import io
+    import sqlite3
+
+    from support import options
+
+    from deepmars.models.bundle import ModelBundle
+    from deepmars.prediction.runner import SOURCE_PRIOR_NOTE, run_predict
+
+    images, path = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
+    write_images(images, 6)
+    rows = {}
+    for adapts in (False, True):
+        bundle = ModelBundle.load(path)
+        if adapts:
+            bundle.class_prior, bundle.source_prior_strength = tuple(np.full(len(bundle.class_names), 0.1)), 1.0
+        out, catalog = io.StringIO(), tmp_path / f"{adapts}.sqlite"
+        run_predict(options(images, path, catalog), bundle, out=out, progress=False)
+        assert (SOURCE_PRIOR_NOTE in out.getvalue()) is adapts
+        with sqlite3.connect(catalog) as conn:
+            rows[adapts] = conn.execute("SELECT path, predicted_class, confidence FROM predictions ORDER BY 1").fetchall()
+    assert len(rows[True]) == 6 and rows[True] == rows[False]

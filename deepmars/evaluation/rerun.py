@@ -25,6 +25,7 @@ from deepmars.evaluation.apply import classifier_logits, decode_for, predictions
 from deepmars.evaluation.inputs import check_class_names
 from deepmars.evaluation.metrics import majority_class
 from deepmars.evaluation.report import write_report
+from deepmars.evaluation.sources import sources_of
 from deepmars.inference.opening import open_classifier
 from deepmars.inference.runtimes import check_device
 from deepmars.models.loading import load_bundle
@@ -63,7 +64,10 @@ def evaluate_model(cfg: DictConfig) -> dict[str, float]:
                          device=device) as model:
         for name in map(str, cfg.splits):
             data = decode_for(bundle, splits[name], int(cfg.num_workers), f"decode {name}")
-            preds[name] = predictions_for(data, logits=classifier_logits(model, data, int(cfg.batch_size)))
+            logits = classifier_logits(model, data, int(cfg.batch_size))
+            if bundle.adapts_to_sources:  # as landmarks.py classifies: each source image's crops together
+                logits = bundle.source_logits(logits, sources_of(data.samples))
+            preds[name] = predictions_for(data, logits=logits)
         model_id, inference = model.model_id, model.record()
     train_targets = [s.target for s in splits["train"]]
     majority = majority_class(np.array(train_targets), len(ds.class_names)) if train_targets else None

@@ -41,6 +41,7 @@ from deepmars.catalog.landmarks import LandmarkStore, StoredImage, count_by_clas
 from deepmars.catalog.paths import to_catalog_path
 from deepmars.cli import EXIT_OK, EXIT_SOME_FAILED
 from deepmars.errors import ImageError
+from deepmars.inference.agreement import calibrated
 from deepmars.inference.classifier import Classifier
 from deepmars.inference.failures import Failures
 from deepmars.inference.files import FileIdentity, hash_file
@@ -132,13 +133,15 @@ def crop_input(jpeg: bytes, bundle: ModelBundle) -> np.ndarray:
         return bundle.preprocess.from_pil(img)
 
 
-def posteriors(jpegs: Sequence[bytes], model: Classifier, batch_size: int) -> np.ndarray:
-    """Calibrated class probabilities (N, classes) of the crops, ``batch_size`` crops at a time."""
+def posteriors(jpegs: Sequence[bytes], model: Classifier, batch_size: int, source: str) -> np.ndarray:
+    """Calibrated class probabilities (N, classes) of one source image's crops, ``batch_size`` crops at
+    a time; a model with a source prior re-estimates this image's class mix from all of them."""
     out = [np.zeros((0, len(model.class_names)), dtype=np.float32)]
     for start in range(0, len(jpegs), batch_size):
         arrays = np.stack([crop_input(data, model.bundle) for data in jpegs[start:start + batch_size]])
-        out.append(model.probabilities(arrays))
-    return np.concatenate(out)
+        out.append(model.logits(arrays))
+    logits = model.bundle.source_logits(np.concatenate(out), [source] * len(jpegs))
+    return calibrated(logits, model.bundle.temperature)
 
 
 class ClassifyRun:
@@ -221,7 +224,7 @@ class ClassifyRun:
         except Exception as exc:  # noqa: BLE001 - a decoder bug on one product must not stop the archive
             self._fail(file.path, file, f"reader or detector error ({type(exc).__name__}: {exc})")
             return
-        probs = posteriors(result.jpegs, self.model, self.opts.batch_size)
+        probs = posteriors(result.jpegs, self.model, self.opts.batch_size, source)
         now = utc_now()
         rows = self._landmark_rows(result, file, probs, now)
         counts = count_by_class([(r.predicted_class, r.confidence) for r in rows], self.model.class_names,

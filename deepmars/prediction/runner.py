@@ -73,6 +73,13 @@ class RunSummary:
         self.abstained[predicted_class] += int(abstained)
 
 
+# A stream of files cannot wait for every crop of a source image, so predict.py classifies each alone.
+SOURCE_PRIOR_NOTE = ("note: this model re-estimates each source image's class prior from all its landmarks "
+                     "(model.source_prior_strength); predict.py classifies every image alone, as the training "
+                     "run's <split>_acc_each_image_alone measured. landmarks.py classify adapts an image's "
+                     "landmarks together.")
+
+
 # How a run's pending images become catalog rows: (catalog, options, classifier, summary, progress).
 Classify = Callable[[Catalog, PredictOptions, Classifier, RunSummary, bool], None]
 
@@ -89,6 +96,8 @@ def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = 
     """
     out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
+    if bundle.adapts_to_sources:
+        print(SOURCE_PRIOR_NOTE, file=out)
     device = torch.device(opts.device) if classify is None else torch.device("cpu")
     with open_classifier(bundle, opts.runtime, opts.precision, opts.threads, opts.tracking_uri,
                          report=lambda line: print(line, file=out), device=device, runs_on=runs_on) as model:
