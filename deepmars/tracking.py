@@ -118,7 +118,7 @@ def record_in_parent(parent_id: str, child_id: str, metric: str, value: float | 
 
 # What a sweep's parent run summarises over its finished children (cross-validation folds, seeds).
 SWEEP_METRICS = ("test_acc", "test_acc_at_0.9_calibrated", "test_abstain_at_0.9_calibrated", "test_ece",
-                 "test_ece_calibrated", "val_acc", "best_val_acc", "temperature")
+                 "test_ece_calibrated", "val_acc", "best_val_acc", "temperature", "test_acc_each_image_alone")
 TAG_SWEEP_LABEL = "deepmars.sweep_label"
 
 
