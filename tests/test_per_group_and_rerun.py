@@ -62,6 +62,7 @@ def test_rerun_logs_a_linked_evaluation_run_with_the_models_temperature(tmp_path
     assert "Data set: **sample_hirise**" in (tmp_path / "eval" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_rerun_of_a_model_with_a_source_prior_adapts_as_training_reported(tmp_path, compose_cfg, tool_config,
                                                                           mlflow_runs):
     train(compose_cfg(tmp_path, "trainer.fine_tune=false", "trainer.head_init=linear_probe",
