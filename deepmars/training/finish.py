@@ -24,8 +24,8 @@ from deepmars.evaluation.apply import predictions_for
 from deepmars.evaluation.sources import adapt_splits
 from deepmars.evaluation.temperature_choice import choose_temperature
 from deepmars.inference.logits import predict_logits
+from deepmars.models import source_prior
 from deepmars.models.bundle import ModelBundle
-from deepmars.models.source_prior import class_prior
 from deepmars.models.tta import views_for
 from deepmars.schema import plain
 from deepmars.training.checkpoint import BEST, load_checkpoint
@@ -72,7 +72,7 @@ def with_source_prior(cfg: DictConfig, preds: dict[str, SplitPredictions], sampl
     strength = cfg.model.get("source_prior_strength")
     if strength is None:
         return preds, None
-    prior = class_prior(train_targets, num_classes)
+    prior = source_prior.class_prior(train_targets, num_classes)
     preds, alone = adapt_splits(preds, samples, prior, float(strength))
     extra.update(alone)
     return preds, prior
