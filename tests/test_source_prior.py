@@ -135,3 +135,18 @@ def test_predict_says_it_classifies_each_image_alone_and_does(tmp_path, tiny_bun
         with sqlite3.connect(catalog) as conn:
             rows[adapts] = conn.execute("SELECT path, predicted_class, confidence FROM predictions ORDER BY 1").fetchall()
     assert len(rows[True]) == 6 and rows[True] == rows[False]
+
+
+def test_a_run_started_before_the_key_existed_still_resumes(tmp_path, compose_cfg):
+    from omegaconf import open_dict
+
+    from deepmars.config import config_hash, diff_identity, training_identity
+
+    today = compose_cfg(tmp_path)
+    older = compose_cfg(tmp_path)
+    with open_dict(older):
+        del older.model["source_prior_strength"]  # a checkpoint's config from before the key
+    assert config_hash(older) == config_hash(today)
+    adapting = compose_cfg(tmp_path, "model.source_prior_strength=100")
+    assert diff_identity(training_identity(older), training_identity(adapting)) == [
+        "model.source_prior_strength: None -> 100"]
