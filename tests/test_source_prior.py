@@ -77,6 +77,8 @@ def test_class_prior_counts_training_targets_and_keeps_absent_classes_possible()
     assert prior.sum() == pytest.approx(1.0)
     assert prior[0] == pytest.approx(0.75, abs=1e-5) and prior[2] == pytest.approx(0.25, abs=1e-5)
     assert prior[1] == prior[3] == pytest.approx(MIN_PRIOR, rel=0.01)
+    balanced = class_prior(np.array([0, 0, 0, 2]), 4, balanced=True)  # every class weighed the same
+    assert balanced[0] == balanced[2] == pytest.approx(0.5, abs=1e-5) and balanced[1] == pytest.approx(MIN_PRIOR, rel=0.01)
     with pytest.raises(ConfigError, match="no training images"):
         class_prior(np.array([], dtype=int), 3)
 

@@ -364,7 +364,9 @@ def test_frozen_recipe_fits_only_the_head_and_its_bundle_predicts_what_the_repor
     assert train(compose_cfg(tmp_path / "b", *frozen)) == pytest.approx(best)
 
 
-def test_source_prior_reports_and_saves_what_its_bundle_gives_per_source_image(tmp_path, compose_cfg, mlflow_runs):
+@pytest.mark.parametrize("balance", ["none", "loss"])
+def test_source_prior_reports_and_saves_what_its_bundle_gives_per_source_image(tmp_path, compose_cfg, mlflow_runs,
+                                                                               balance):
     from deepmars.data.cache import decode_samples
     from deepmars.evaluation.apply import bundle_logits
     from deepmars.evaluation.calibration import softmax
@@ -373,7 +375,8 @@ def test_source_prior_reports_and_saves_what_its_bundle_gives_per_source_image(t
     from deepmars.training.run import load_and_split
 
     frozen = ("trainer.fine_tune=false", "trainer.head_init=linear_probe", "trainer.probe_c_choices=[1.0]",
-              "trainer.calibration=val", "trainer.eval_splits=[val,test]", "model.source_prior_strength=2")
+              "trainer.calibration=val", "trainer.eval_splits=[val,test]", "model.source_prior_strength=2",
+              f"trainer.class_balance={balance}")
     train(compose_cfg(tmp_path, *frozen))
     (run,) = mlflow_runs(tmp_path)
     m = run.data.metrics
@@ -381,7 +384,9 @@ def test_source_prior_reports_and_saves_what_its_bundle_gives_per_source_image(t
     _, splits = load_and_split(compose_cfg(tmp_path, *frozen))
     train_targets = np.array([s.target for s in splits["train"]])
     assert bundle.source_prior_strength == 2.0
-    np.testing.assert_allclose(bundle.class_prior, class_prior(train_targets, len(bundle.class_names)))
+    # the mix the head learned: the training frequencies, or equal shares when every class weighed the same
+    np.testing.assert_allclose(bundle.class_prior,
+                               class_prior(train_targets, len(bundle.class_names), balanced=balance == "loss"))
     test = decode_samples(splits["test"], bundle.preprocess, progress=False)
     logits = bundle_logits(bundle, test)
     alone = softmax(logits, bundle.temperature).argmax(1)

@@ -25,11 +25,15 @@ from deepmars.errors import ConfigError
 MIN_PRIOR = 1e-6  # a class absent from training keeps a tiny prior: the ratio stays finite
 
 
-def class_prior(targets: np.ndarray, num_classes: int) -> np.ndarray:
-    """Training class frequencies (each at least MIN_PRIOR, summing to 1)."""
+def class_prior(targets: np.ndarray, num_classes: int, balanced: bool = False) -> np.ndarray:
+    """The class mix the model learned (each at least MIN_PRIOR, summing to 1): the training
+    frequencies, or, when every class weighed the same in training (``balanced``), the same share
+    for each class present."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes)[:num_classes].astype(np.float64)
     if counts.sum() == 0:
         raise ConfigError("model.source_prior_strength: no training images to take the class prior from")
+    if balanced:
+        counts = (counts > 0).astype(np.float64)
     prior = np.maximum(counts / counts.sum(), MIN_PRIOR)
     return prior / prior.sum()
 

@@ -72,7 +72,8 @@ def with_source_prior(cfg: DictConfig, preds: dict[str, SplitPredictions], sampl
     strength = cfg.model.get("source_prior_strength")
     if strength is None:
         return preds, None
-    prior = source_prior.class_prior(train_targets, num_classes)
+    balanced = str(cfg.trainer.get("class_balance", "none")) != "none"  # a balanced fit learned equal shares
+    prior = source_prior.class_prior(train_targets, num_classes, balanced)
     preds, alone = adapt_splits(preds, samples, prior, float(strength))
     extra.update(alone)
     return preds, prior
