@@ -191,3 +191,16 @@ def test_ray_on_an_exported_runtime_writes_the_local_catalog_of_that_runtime(sce
                 progress=False)
     for table in TABLES:
         assert table_rows(on_ray, table) == table_rows(local, table), table
+
+
+@pytest.mark.slow
+def test_ray_holds_a_source_images_crops_across_windows_as_one_process_does(local_ray, tmp_path, tiny_bundle,
+                                                                            table_rows, write_source_crops,
+                                                                            source_prior_bundle):
+    folder, model = write_source_crops(tmp_path / "in"), tiny_bundle(tmp_path / "m.pt")
+    run_predict(options(folder, model, tmp_path / "one.sqlite", batch_size=4), source_prior_bundle(model), progress=False)
+    settings = RayConfig(workers=2, cpus_per_worker=0.5, decode_cpus=0.5, window=4)  # sources span windows
+    summary = run_predict_ray(options(folder, model, tmp_path / "ray.sqlite", batch_size=2), settings,
+                              source_prior_bundle(model), progress=False)
+    assert summary.classified == 14
+    assert table_rows(tmp_path / "ray.sqlite", "predictions") == table_rows(tmp_path / "one.sqlite", "predictions")

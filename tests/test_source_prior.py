@@ -115,28 +115,75 @@ def test_the_bundle_carries_the_prior_and_adapts_only_when_it_has_one(tiny_hiris
                                adapted_logits(logits, sources, prior / prior.sum(), 3.0))
 
 
-def test_predict_says_it_classifies_each_image_alone_and_does(tmp_path, tiny_bundle, write_images):
-    import io
+def _rows(catalog):
     import sqlite3
 
+    with sqlite3.connect(catalog) as conn:
+        return conn.execute("SELECT path, source_image, predicted_class, confidence, top_k, abstained "
+                            "FROM predictions ORDER BY path").fetchall()
+
+
+def _expected(bundle, folder):
+    """Each source's crops classified together, straight from the bundle (no catalog, no batches)."""
+    from deepmars.inference.agreement import calibrated
+    from deepmars.inference.classifier import TorchClassifier
+
+    paths = sorted(folder.iterdir())
+    pixels = np.stack([bundle.preprocess.decode(p) for p in paths])
+    logits = TorchClassifier(bundle, "fp32").logits(pixels)
+    sources = [p.name.rsplit("-", 1)[0] for p in paths]
+    probs = calibrated(bundle.source_logits(logits, sources), bundle.temperature)
+    return {str(p): (bundle.class_names[int(q.argmax())], float(q.max())) for p, q in zip(paths, probs, strict=True)}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_predict_classifies_each_source_images_crops_together(tmp_path, tiny_bundle, workers, write_source_crops,
+                                                              source_prior_bundle):
     from support import options
 
-    from deepmars.models.bundle import ModelBundle
-    from deepmars.prediction.runner import SOURCE_PRIOR_NOTE, run_predict
+    from deepmars.prediction.runner import run_predict
 
-    images, path = tmp_path / "in", tiny_bundle(tmp_path / "m.pt")
-    write_images(images, 6)
-    rows = {}
-    for adapts in (False, True):
-        bundle = ModelBundle.load(path)
-        if adapts:
-            bundle.class_prior, bundle.source_prior_strength = tuple(np.full(len(bundle.class_names), 0.1)), 1.0
-        out, catalog = io.StringIO(), tmp_path / f"{adapts}.sqlite"
-        run_predict(options(images, path, catalog), bundle, out=out, progress=False)
-        assert (SOURCE_PRIOR_NOTE in out.getvalue()) is adapts
-        with sqlite3.connect(catalog) as conn:
-            rows[adapts] = conn.execute("SELECT path, predicted_class, confidence FROM predictions ORDER BY 1").fetchall()
-    assert len(rows[True]) == 6 and rows[True] == rows[False]
+    folder, path = write_source_crops(tmp_path / "in"), tiny_bundle(tmp_path / "m.pt", temperature=1.5)
+    bundle = source_prior_bundle(path)
+    summary = run_predict(options(folder, path, tmp_path / "c.sqlite", batch_size=4, num_workers=workers), bundle,
+                          progress=False)
+    assert summary.classified == 14 and sum(summary.per_class.values()) == 14
+    rows = _rows(tmp_path / "c.sqlite")
+    expected = _expected(bundle, folder)
+    assert {r[0]: r[2] for r in rows} == {p: c for p, (c, _) in expected.items()}
+    assert [r[3] for r in rows] == pytest.approx([expected[r[0]][1] for r in rows], abs=1e-4)
+    run_predict(options(folder, path, tmp_path / "alone.sqlite", batch_size=4), source_prior_bundle(path, None), progress=False)
+    alone = _rows(tmp_path / "alone.sqlite")
+    assert max(abs(a[3] - r[3]) for a, r in zip(alone, rows, strict=True)) > 0.01  # the prior moved them
+
+
+def test_a_predict_run_killed_between_batches_resumes_to_the_uninterrupted_catalog(tmp_path, tiny_bundle, monkeypatch,
+                                                                                   write_source_crops,
+                                                                                   source_prior_bundle):
+    from support import options
+
+    from deepmars.catalog.predictions import PredictionStore
+    from deepmars.prediction.runner import run_predict
+
+    folder, path = write_source_crops(tmp_path / "in"), tiny_bundle(tmp_path / "m.pt")
+    run_predict(options(folder, path, tmp_path / "whole.sqlite", batch_size=4), source_prior_bundle(path), progress=False)
+
+    write, calls = PredictionStore.write_batch, []
+
+    def dies_on_the_third(self, predictions, errors):
+        calls.append(len(predictions))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed between two transactions
+        return write(self, predictions, errors)
+
+    monkeypatch.setattr(PredictionStore, "write_batch", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(options(folder, path, tmp_path / "c.sqlite", batch_size=4), source_prior_bundle(path), progress=False)
+    written = _rows(tmp_path / "c.sqlite")
+    assert 0 < len(written) < 14 and {r[1] for r in written} == {"ESP_000000_1000_RED"}  # whole groups only
+    monkeypatch.setattr(PredictionStore, "write_batch", write)
+    run_predict(options(folder, path, tmp_path / "c.sqlite", batch_size=4), source_prior_bundle(path), progress=False)
+    assert _rows(tmp_path / "c.sqlite") == _rows(tmp_path / "whole.sqlite")
 
 
 def test_a_run_started_before_the_key_existed_still_resumes(tmp_path, compose_cfg):

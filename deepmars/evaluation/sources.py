@@ -1,8 +1,8 @@
 """Split predictions with each source image's class prior re-estimated (``model.source_prior_strength``).
 
-Training reports, and the bundle stores, the adapted figures; ``<split>_acc_each_image_alone``
-keeps the accuracy of the same model classifying every image by itself, which is what a run
-that sees one image at a time (predict.py) gets.
+Training reports the adapted figures (the bundle adapts the same way in landmarks.py, predict.py
+and evaluate.py); ``<split>_acc_each_image_alone`` keeps the accuracy of the same model
+classifying every image by itself, to show what the source prior adds.
 """
 
 from __future__ import annotations

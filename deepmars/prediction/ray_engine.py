@@ -50,7 +50,15 @@ from deepmars.models.exported import pack_export, unpack_export
 from deepmars.prediction.decode import Chunk, DecodeSettings, Item, Status, process_path
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions, RayConfig, config_of
-from deepmars.prediction.runner import RunSummary, chunk_rows, chunks, pending, progress_bar
+from deepmars.prediction.runner import (
+    RunSummary,
+    chunk_rows,
+    chunks,
+    pending,
+    progress_bar,
+    source_groups,
+    write_released,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +200,7 @@ class RayEngine:
         decode = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
                                 catalog_path="", model_id=model.model_id, reuse=False)
         store = PredictionStore(catalog, model.model_id)
+        groups = source_groups(bundle)
         plan_ref: list = []
         with progress_bar(summary.total, progress) as bar:
             todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
@@ -203,9 +212,12 @@ class RayEngine:
                 for batch in self._pipeline(window, decode, plan_ref, opts, model).iter_batches(
                         batch_size=None, batch_format="numpy"):
                     for chunk, probs in _chunks_of(batch, store, opts.force):
-                        predictions, errors = chunk_rows(chunk, model, store, decode, opts, summary, probs)
+                        predictions, errors = chunk_rows(chunk, model, store, decode, opts, summary, probs, groups)
                         store.write_batch(predictions, errors)
                         bar.update(len(chunk.items))
+                if groups is not None:  # a window's batches come in any order: release at its end
+                    write_released(store, groups, model, opts, summary, keep=groups.source_of(window[-1]))
+            write_released(store, groups, model, opts, summary)
 
     def _pipeline(self, paths: list[str], decode: DecodeSettings, plan_ref: list, opts: PredictOptions,
                   model: Classifier):

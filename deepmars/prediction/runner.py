@@ -37,6 +37,7 @@ from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.decode import Chunk, DecodePool, DecodeSettings, Item, Status, process_path
 from deepmars.prediction.inputs import count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions
+from deepmars.prediction.source_groups import SourceGroups
 
 
 @dataclass
@@ -73,13 +74,6 @@ class RunSummary:
         self.abstained[predicted_class] += int(abstained)
 
 
-# A stream of files cannot wait for every crop of a source image, so predict.py classifies each alone.
-SOURCE_PRIOR_NOTE = ("note: this model re-estimates each source image's class prior from all its landmarks "
-                     "(model.source_prior_strength); predict.py classifies every image alone, as the training "
-                     "run's <split>_acc_each_image_alone measured. landmarks.py classify adapts an image's "
-                     "landmarks together.")
-
-
 # How a run's pending images become catalog rows: (catalog, options, classifier, summary, progress).
 Classify = Callable[[Catalog, PredictOptions, Classifier, RunSummary, bool], None]
 
@@ -96,8 +90,6 @@ def run_predict(opts: PredictOptions, bundle: ModelBundle, out: TextIO | None = 
     """
     out = out or sys.stdout
     check_metadata_spec(bundle.dataset.get("metadata"))
-    if bundle.adapts_to_sources:
-        print(SOURCE_PRIOR_NOTE, file=out)
     device = torch.device(opts.device) if classify is None else torch.device("cpu")
     with open_classifier(bundle, opts.runtime, opts.precision, opts.threads, opts.tracking_uri,
                          report=lambda line: print(line, file=out), device=device, runs_on=runs_on) as model:
@@ -137,6 +129,7 @@ def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, s
                               catalog_path=str(opts.catalog), model_id=model.model_id, reuse=not opts.force)
     bar = progress_bar(summary.total, progress)
     store = PredictionStore(catalog, model.model_id)
+    groups = source_groups(bundle)
     with DecodePool(settings, opts.num_workers, chunk_size=opts.batch_size) as pool, bar, \
             ThreadPoolExecutor(1, thread_name_prefix="inference") as inference:
         todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
@@ -146,9 +139,33 @@ def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, s
         # chunks are decoded ahead anyway.
         pairs = overlapped(decoded, model, inference) if opts.num_workers > 0 else ((c, None) for c in decoded)
         for chunk, probs in pairs:
-            predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary, probs)
+            predictions, errors = chunk_rows(chunk, model, store, settings, opts, summary, probs, groups)
+            if groups is not None:  # chunks come in listing order: only the last item's source may go on
+                predictions += released_rows(groups, groups.source_of(chunk.items[-1].path), model, opts, summary)
             store.write_batch(predictions, errors)
             bar.update(len(chunk.items))
+        write_released(store, groups, model, opts, summary)
+
+
+def source_groups(bundle: ModelBundle) -> SourceGroups | None:
+    """Held rows per source image when the model adapts to sources (``prediction.source_groups``)."""
+    return SourceGroups(bundle, bundle.dataset.get("metadata")) if bundle.adapts_to_sources else None
+
+
+def released_rows(groups: SourceGroups, keep: str | None, model: Classifier, opts: PredictOptions,
+                  summary: RunSummary) -> list[PredictionRow]:
+    """Rows of every held source group except ``keep``'s, adapted together."""
+    now = utc_now()
+    return [_prediction_row(item, model.model_id, rank(p, model.class_names, opts.top_k), opts, now, summary)
+            for item, p in groups.release(keep)]
+
+
+def write_released(store: PredictionStore, groups: SourceGroups | None, model: Classifier, opts: PredictOptions,
+                   summary: RunSummary, keep: str | None = None) -> None:
+    """The held groups but ``keep``'s (None: all, at the end of the listing) in one transaction."""
+    rows = [] if groups is None else released_rows(groups, keep, model, opts, summary)
+    if rows:
+        store.write_batch(rows, [])
 
 
 def overlapped(decoded: Iterator[Chunk], model: Classifier,
@@ -206,10 +223,11 @@ def chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def chunk_rows(chunk: Chunk, model: Classifier, store: PredictionStore, settings: DecodeSettings,
-               opts: PredictOptions, summary: RunSummary,
-               probs: np.ndarray | None = None) -> tuple[list[PredictionRow], list[ErrorRow]]:
+               opts: PredictOptions, summary: RunSummary, probs: np.ndarray | None = None,
+               groups: SourceGroups | None = None) -> tuple[list[PredictionRow], list[ErrorRow]]:
     """Catalog rows for one chunk: infer the decoded images (unless ``probs`` holds their calibrated
-    probabilities already, in ``decoded_index`` order), copy known content, record failures."""
+    probabilities already, in ``decoded_index`` order), copy known content, record failures.
+    ``groups``: decoded images with a source image are held there instead (released by the caller)."""
     now = utc_now()
     predictions: list[PredictionRow] = []
     errors: list[ErrorRow] = []
@@ -217,6 +235,8 @@ def chunk_rows(chunk: Chunk, model: Classifier, store: PredictionStore, settings
         probs = model.probabilities(chunk.pixels)
     if chunk.decoded_index:
         for i, row_probs in zip(chunk.decoded_index, probs, strict=True):
+            if groups is not None and groups.hold(chunk.items[i], row_probs):
+                continue
             ranked = rank(row_probs, model.class_names, opts.top_k)
             predictions.append(_prediction_row(chunk.items[i], model.model_id, ranked, opts, now, summary))
         summary.classified += len(chunk.decoded_index)
