@@ -199,3 +199,21 @@ def test_a_run_started_before_the_key_existed_still_resumes(tmp_path, compose_cf
     adapting = compose_cfg(tmp_path, "model.source_prior_strength=100")
     assert diff_identity(training_identity(older), training_identity(adapting)) == [
         "model.source_prior_strength: None -> 100"]
+
+
+def test_shards_keep_each_source_images_crops_together(tmp_path, tiny_bundle, write_source_crops,
+                                                       source_prior_bundle):
+    from support import options
+
+    from deepmars.prediction.inputs import Shard
+    from deepmars.prediction.runner import run_predict
+
+    folder, path = write_source_crops(tmp_path / "in", sizes=(4, 4, 4, 4, 4, 4)), tiny_bundle(tmp_path / "m.pt")
+    run_predict(options(folder, path, tmp_path / "whole.sqlite"), source_prior_bundle(path), progress=False)
+    parts = []
+    for i in range(2):
+        catalog = tmp_path / f"shard{i}.sqlite"
+        run_predict(options(folder, path, catalog, shard=Shard(i, 2)), source_prior_bundle(path), progress=False)
+        parts.append(_rows(catalog))
+        assert parts[-1] and all(sum(r[1] == s for r in parts[-1]) == 4 for s in {r[1] for r in parts[-1]})
+    assert sorted(parts[0] + parts[1]) == _rows(tmp_path / "whole.sqlite")  # each source whole in one shard

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deepmars.catalog.paths import existing_fs_path
@@ -32,10 +32,15 @@ def is_image_name(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard ``index`` of ``count``: owns the paths whose hash modulo ``count`` is ``index``."""
+    """Shard ``index`` of ``count``: owns the paths whose hash modulo ``count`` is ``index``.
+
+    ``group_of``: paths of one group (e.g. the crops of one source image) hash by that group's
+    name instead, so one shard holds all of them; a path without a group hashes by itself.
+    """
 
     index: int
     count: int
+    group_of: Callable[[str], str | None] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str | None) -> Shard | None:
@@ -51,9 +56,13 @@ class Shard:
             raise ConfigError(f"shard: {text!r} needs 0 <= i < n (e.g. shard=0/4 .. shard=3/4)")
         return cls(index, count)
 
+    def grouped(self, group_of: Callable[[str], str | None]) -> Shard:
+        return replace(self, group_of=group_of)
+
     def owns(self, path: str) -> bool:
+        key = (self.group_of(path) if self.group_of else None) or path
         # A stable hash (not Python's salted hash()) so every process and machine agrees.
-        digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.count == self.index
 
     @property

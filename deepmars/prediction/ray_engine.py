@@ -56,6 +56,7 @@ from deepmars.prediction.runner import (
     chunks,
     pending,
     progress_bar,
+    shard_of,
     source_groups,
     write_released,
 )
@@ -196,14 +197,15 @@ class RayEngine:
                  progress: bool) -> None:
         """Pending paths, a window at a time, through Ray; each returned batch is one transaction."""
         bundle = model.bundle
-        summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
+        groups = source_groups(bundle)
+        summary.total = count_inputs(opts.input, shard_of(opts, groups), summary.unreadable)
         decode = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
                                 catalog_path="", model_id=model.model_id, reuse=False)
         store = PredictionStore(catalog, model.model_id)
-        groups = source_groups(bundle)
         plan_ref: list = []
         with progress_bar(summary.total, progress) as bar:
-            todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
+            todo = pending(store, iter_inputs(opts.input, shard_of(opts, groups), summary.unreadable), opts.force,
+                           summary, bar)
             for window in chunks(todo, self.settings.window):
                 if model.on_first_batch is not None:
                     check_first_images(model, window, decode)

@@ -35,7 +35,7 @@ from deepmars.inference.opening import open_classifier
 from deepmars.inference.ranking import Ranked, rank
 from deepmars.models.bundle import ModelBundle
 from deepmars.prediction.decode import Chunk, DecodePool, DecodeSettings, Item, Status, process_path
-from deepmars.prediction.inputs import count_inputs, iter_inputs
+from deepmars.prediction.inputs import Shard, count_inputs, iter_inputs
 from deepmars.prediction.options import PredictOptions
 from deepmars.prediction.source_groups import SourceGroups
 
@@ -123,16 +123,17 @@ def progress_bar(total: int, progress: bool) -> tqdm:
 def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, summary: RunSummary,
                     progress: bool) -> None:
     """Pending paths -> chunks decoded in workers -> inference -> one transaction per chunk."""
-    summary.total = count_inputs(opts.input, opts.shard, summary.unreadable)
     bundle = model.bundle
+    groups = source_groups(bundle)
+    summary.total = count_inputs(opts.input, shard_of(opts, groups), summary.unreadable)
     settings = DecodeSettings(preprocess=bundle.preprocess, metadata_spec=bundle.dataset.get("metadata"),
                               catalog_path=str(opts.catalog), model_id=model.model_id, reuse=not opts.force)
     bar = progress_bar(summary.total, progress)
     store = PredictionStore(catalog, model.model_id)
-    groups = source_groups(bundle)
     with DecodePool(settings, opts.num_workers, chunk_size=opts.batch_size) as pool, bar, \
             ThreadPoolExecutor(1, thread_name_prefix="inference") as inference:
-        todo = pending(store, iter_inputs(opts.input, opts.shard, summary.unreadable), opts.force, summary, bar)
+        todo = pending(store, iter_inputs(opts.input, shard_of(opts, groups), summary.unreadable), opts.force,
+                       summary, bar)
         decoded = pool.map(chunks(todo, opts.batch_size))
         # In-process decoding keeps the strict order (decode, infer, write, then the next chunk), so
         # content repeated in a later chunk is always reused from the row just written; with workers,
@@ -150,6 +151,11 @@ def classify_chunks(catalog: Catalog, opts: PredictOptions, model: Classifier, s
 def source_groups(bundle: ModelBundle) -> SourceGroups | None:
     """Held rows per source image when the model adapts to sources (``prediction.source_groups``)."""
     return SourceGroups(bundle, bundle.dataset.get("metadata")) if bundle.adapts_to_sources else None
+
+
+def shard_of(opts: PredictOptions, groups: SourceGroups | None) -> Shard | None:
+    """This run's shard; with held source groups, a source image's crops all fall in one shard."""
+    return opts.shard.grouped(groups.source_of) if opts.shard is not None and groups is not None else opts.shard
 
 
 def released_rows(groups: SourceGroups, keep: str | None, model: Classifier, opts: PredictOptions,
