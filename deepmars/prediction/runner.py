@@ -4,7 +4,8 @@ The main process does only what must be serial: the catalog look-ups that skip f
 inference (a ``Classifier``: eager PyTorch or an exported runtime, ``opts.threads`` threads; in a
 thread of its own, one batch ahead of the writes) and one transaction per batch. Decoding and
 hashing run in worker processes ahead of it, a bounded number of chunks at a time, so memory does
-not grow with the number of images.
+not grow with the number of images. A model that adapts to source images has each source's rows
+held until the listing is past it (``source_groups``).
 """
 
 from __future__ import annotations
