@@ -225,7 +225,7 @@ def test_a_killed_torchrun_job_resumes_to_the_uninterrupted_weights(tmp_path, fi
     stopped_at = load_checkpoint(ckpt)["state"]["iteration"]
     assert 4 <= stopped_at < 8, stderr[-3000:]
     (run,) = mlflow_runs(killed)
-    assert run.info.status == "KILLED"
+    assert run.info.status == "KILLED", stderr[-6000:]
 
     resumed = torchrun(killed, "trainer.resume=auto", tmpdir=tmpdir)
     _, stderr = resumed.communicate(timeout=900)
